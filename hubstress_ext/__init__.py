@@ -1,0 +1,7 @@
+"""hubstress: load-test JupyterHub deployments and micro-batching endpoints.
+
+The engine (``hubstress_ext.engine``) owns every run; the CLI, magics, panel and notebooks are
+thin front ends over the same run objects.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from hubstress_ext.cli.main import main
+
+raise SystemExit(main())

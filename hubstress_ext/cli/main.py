@@ -1,0 +1,362 @@
+"""``hubstress``: the original hub-stress-test.py's commands and flags, plus the new ones.
+
+Global options may come before or after the subcommand (``hubstress -c 5 stress-test`` and
+``hubstress stress-test -c 5`` are the same).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from hubstress_ext import __version__
+from hubstress_ext.cli.logs import setup_logging
+from hubstress_ext.cli.output import print_report
+from hubstress_ext.engine.options import (
+    ENV_ENDPOINT,
+    ENV_TOKEN,
+    ActivityOptions,
+    HubOptions,
+    OptionError,
+    PurgeOptions,
+    StressOptions,
+    parse_user_options,
+)
+from hubstress_ext.engine.run import Run
+
+log = logging.getLogger("hubstress")
+
+HUB_COMMANDS = ("stress-test", "activity-stress-test", "purge")
+
+
+def _common(parser: argparse.ArgumentParser, sub: bool) -> None:
+    """Options accepted at both levels; on subparsers they default to 'not given'."""
+
+    def d(value):
+        return argparse.SUPPRESS if sub else value
+
+    g = parser.add_argument_group("hub options")
+    g.add_argument(
+        "-e",
+        "--endpoint",
+        default=d(None),
+        help=f"hub API URL, e.g. http://127.0.0.1:8000/hub/api (env {ENV_ENDPOINT})",
+    )
+    g.add_argument(
+        "-t",
+        "--token",
+        default=d(None),
+        help=f"admin API token (env {ENV_TOKEN}); never logged or saved",
+    )
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=d(False),
+        help="print the requests the run would send, send nothing",
+    )
+    g.add_argument(
+        "--log-to-file",
+        nargs="?",
+        const="",
+        default=d(None),
+        metavar="PATH",
+        help="also log (at debug level) to PATH, or to a timestamped temp file",
+    )
+    g.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=d(False),
+        help="debug logging, including every request's timing",
+    )
+    g.add_argument(
+        "-k",
+        "--keep",
+        action="store_true",
+        default=d(False),
+        help="keep the users/servers the run created",
+    )
+    g.add_argument("-c", "--count", type=int, default=d(100), help="number of users (default 100)")
+    g.add_argument(
+        "-b",
+        "--batch-size",
+        type=int,
+        default=d(10),
+        help="users created / servers started at a time (default 10)",
+    )
+    g.add_argument("--workers", type=int, default=d(10), help="concurrent activity senders (default 10)")
+    g.add_argument(
+        "-p",
+        "--profile",
+        default=d(None),
+        help="profile name sent as the spawn's user options ({'profile': NAME})",
+    )
+    g.add_argument(
+        "--prefix",
+        default=d("hubstress-"),
+        help="name prefix of the users this tool creates (default hubstress-)",
+    )
+    g.add_argument(
+        "--sandbox",
+        action="store_true",
+        default=d(False),
+        help="run against a throwaway JupyterHub started for this command",
+    )
+    g.add_argument(
+        "--sandbox-spawner",
+        choices=("real", "sim"),
+        default=d("real"),
+        help="sandbox servers: real jupyterhub-singleuser, or simulated (thousands)",
+    )
+    g.add_argument(
+        "--spawn-limit",
+        type=int,
+        default=d(100),
+        dest="sandbox_spawn_limit",
+        help="the sandbox hub's concurrent_spawn_limit (default 100)",
+    )
+    g.add_argument(
+        "--save",
+        default=d(None),
+        metavar="DIR",
+        help="save the run (metadata without the token, records) under DIR",
+    )
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=d(1800.0),
+        help="deadline for the whole run in seconds (default 1800)",
+    )
+    g.add_argument(
+        "--request-timeout",
+        type=float,
+        default=d(30.0),
+        help="timeout of one HTTP request in seconds (default 30)",
+    )
+    g.add_argument(
+        "--max-retries",
+        type=int,
+        default=d(5),
+        help="retries per request on 429/503/504/connection errors (default 5)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hubstress",
+        description="Load-test a JupyterHub (spawn storms, activity storms) and record every request.",
+    )
+    parser.add_argument("--version", action="version", version=f"hubstress {__version__}")
+    _common(parser, sub=False)
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = subs.add_parser("stress-test", help="create users, spawn their servers, time each to ready")
+    _common(p, sub=True)
+    p.add_argument(
+        "--ramp",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="spread spawn requests evenly over SECONDS (default 0: burst)",
+    )
+    p.add_argument("--server-name", default="", help="start a named server instead of the default")
+    p.add_argument(
+        "--user-options",
+        type=parse_user_options,
+        default=None,
+        metavar="JSON",
+        help="extra user options (a JSON object) sent with each spawn",
+    )
+    p.add_argument(
+        "--spawn-timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for one server to become ready (default 600)",
+    )
+    p.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for servers to stop (default 300)",
+    )
+
+    p = subs.add_parser("activity-stress-test", help="post user activity from N workers, probe API latency")
+    _common(p, sub=True)
+    p.add_argument("--duration", type=float, default=None, help="seconds to run (default 10)")
+    p.add_argument("--requests", type=int, default=None, help="stop after this many activity posts")
+    p.add_argument(
+        "--probe-interval",
+        type=float,
+        default=0.1,
+        help="seconds between latency probes (default 0.1)",
+    )
+
+    p = subs.add_parser("purge", help="delete the users this tool created (prefix + marker group)")
+    _common(p, sub=True)
+
+    p = subs.add_parser("sandbox", help="run a throwaway JupyterHub in the foreground")
+    _common(p, sub=True)
+    p.add_argument("--port", type=int, default=None, help="public port (default: a free one)")
+
+    p = subs.add_parser("report", help="print the summary of a saved run")
+    p.add_argument("run_dir", help="a directory written by --save")
+    return parser
+
+
+def _options(args: argparse.Namespace) -> HubOptions:
+    common = dict(
+        endpoint=args.endpoint,
+        token=args.token,
+        dry_run=args.dry_run,
+        keep=args.keep,
+        count=args.count,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        prefix=args.prefix,
+        sandbox=args.sandbox,
+        sandbox_spawner=args.sandbox_spawner,
+        sandbox_spawn_limit=args.sandbox_spawn_limit,
+        request_timeout=args.request_timeout,
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+    )
+    if args.command == "stress-test":
+        return StressOptions(
+            **common,
+            profile=args.profile,
+            server_name=args.server_name,
+            ramp=args.ramp,
+            spawn_timeout=args.spawn_timeout,
+            stop_timeout=args.stop_timeout,
+            user_options=args.user_options or {},
+        )
+    if args.command == "activity-stress-test":
+        return ActivityOptions(
+            **common,
+            duration=args.duration,
+            requests=args.requests,
+            probe_interval=args.probe_interval,
+        )
+    return PurgeOptions(**common)
+
+
+def make_run(options: HubOptions, command: str) -> Run:
+    from hubstress_ext.hub.activity import ActivityStressRun
+    from hubstress_ext.hub.purge import PurgeRun
+    from hubstress_ext.hub.stress import StressTestRun
+
+    cls = {
+        "stress-test": StressTestRun,
+        "activity-stress-test": ActivityStressRun,
+        "purge": PurgeRun,
+    }
+    return cls[command](options)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command == "report":
+        return _report(args.run_dir)
+    try:
+        if args.command == "sandbox":
+            return _sandbox(args)
+        options = _options(args).resolve()
+    except OptionError as exc:
+        print(f"hubstress: error: {exc}", file=sys.stderr)
+        return 2
+    log_path = setup_logging(args.verbose, args.log_to_file, [options.token or ""])
+    if log_path is not None:
+        print(f"logging to {log_path}", file=sys.stderr)
+        log.info("hubstress %s %s options=%s", __version__, args.command, options.public())
+    run = make_run(options, args.command)
+    _execute_with_signals(run)
+    print_report(run)
+    if args.save and not options.dry_run:
+        print(f"saved run to {run.save(args.save)}")
+    return run.exit_code
+
+
+def _execute_with_signals(run: Run) -> None:
+    """Ctrl-C once: stop and clean up. Twice: leave at once (``purge`` finds the leftovers)."""
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        presses = 0
+
+        def on_signal() -> None:
+            nonlocal presses
+            presses += 1
+            if presses == 1:
+                print(
+                    "\ninterrupted: stopping and cleaning up (Ctrl-C again to leave at once)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            elif presses == 2:
+                print(
+                    "\nleaving now: run `hubstress purge` to remove what is left",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            run._stop_in_loop()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        await run.run_async()
+
+    from hubstress_ext.cli.output import attach_progress_bars
+
+    with attach_progress_bars(run):
+        asyncio.run(go())
+
+
+def _report(run_dir: str) -> int:
+    from hubstress_ext.cli.output import print_saved_report
+    from hubstress_ext.results.store import load_run
+
+    try:
+        saved = load_run(run_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"hubstress: error: {exc}", file=sys.stderr)
+        return 2
+    print_saved_report(saved)
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from hubstress_ext.sandbox.hub import Sandbox, SandboxError
+
+    if args.sandbox_spawner not in ("real", "sim"):
+        raise OptionError("--sandbox-spawner must be real or sim")
+    sandbox = Sandbox(args.sandbox_spawner, concurrent_spawn_limit=args.sandbox_spawn_limit, port=args.port)
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with sandbox:
+            print(f"sandbox JupyterHub ({args.sandbox_spawner} servers) at {sandbox.url}", flush=True)
+            print(f"hub log: {sandbox.log_path}", flush=True)
+            print(f"export {ENV_ENDPOINT}={sandbox.api_url} {ENV_TOKEN}={sandbox.token}", flush=True)
+            print("Ctrl-C stops it and removes everything.", flush=True)
+            await stop.wait()
+
+    try:
+        asyncio.run(serve())
+    except SandboxError as exc:
+        print(f"hubstress: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

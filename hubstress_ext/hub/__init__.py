@@ -1,0 +1,1 @@
+"""JupyterHub client and the hub load scenarios (stress-test, activity-stress-test, purge)."""

@@ -1,0 +1,68 @@
+"""activity-stress-test: N workers post user activity while a probe times ``GET /users/{name}``.
+
+This is the load a hub sees from many running servers reporting activity; the probe shows
+what it does to the API latency everyone else experiences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+
+from hubstress_ext.engine.options import ActivityOptions
+from hubstress_ext.engine.run import Run
+from hubstress_ext.hub.api import HubAPI
+from hubstress_ext.hub.names import allocate_names
+from hubstress_ext.hub.teardown import create_users, delete_users
+
+
+class ActivityStressRun(Run):
+    scenario = "activity-stress-test"
+    options: ActivityOptions
+
+    def __init__(self, options: ActivityOptions) -> None:
+        super().__init__(options)
+        self.created: list[str] = []
+
+    async def load(self, api: HubAPI) -> None:
+        opts = self.options
+        names = await allocate_names(api, opts.prefix, opts.count)
+        self.created = await create_users(api, names, opts.batch_size, self.users, self.progress)
+        if not self.created:
+            raise RuntimeError("no users could be created")
+        total = opts.requests
+        self.progress.begin("activity", total or 0)
+        next_user = itertools.cycle(self.created)
+        sent = itertools.count()
+        loop = asyncio.get_running_loop()
+        until = loop.time() + opts.duration if opts.duration else float("inf")
+        stop = asyncio.Event()
+
+        async def worker() -> None:
+            while not stop.is_set() and loop.time() < until and api.client.deadline.remaining() > 0:
+                if total is not None and next(sent) >= total:
+                    break
+                resp = await api.post_activity(next(next_user))
+                self.progress.advance("activity", failed=not resp.ok)
+
+        async def probe() -> None:
+            rng = random.Random(0)
+            while not stop.is_set():
+                await api.get_user(rng.choice(self.created), op="probe")
+                await asyncio.sleep(opts.probe_interval)
+
+        probe_task = asyncio.ensure_future(probe())
+        try:
+            await asyncio.gather(*(worker() for _ in range(opts.workers)))
+        finally:
+            stop.set()
+            probe_task.cancel()
+            await asyncio.gather(probe_task, return_exceptions=True)
+
+    async def teardown(self, api: HubAPI) -> None:
+        await delete_users(api, self.created, self.options.batch_size, self.users, self.progress)
+
+    def succeeded(self) -> bool:
+        summary = self.summary()
+        return "activity" in summary.index and summary.loc["activity", "errors"] == 0

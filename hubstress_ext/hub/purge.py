@@ -1,0 +1,40 @@
+"""purge: remove users this tool created, and nobody else.
+
+A user is ours only if its name has our prefix followed by digits *and* it is a member of
+the marker group the tool joins every user to at creation.
+"""
+
+from __future__ import annotations
+
+from hubstress_ext.engine.options import PurgeOptions
+from hubstress_ext.engine.run import Run
+from hubstress_ext.hub.api import HubAPI
+from hubstress_ext.hub.names import ours
+from hubstress_ext.hub.teardown import delete_users, stop_servers
+
+PURGE_STOP_TIMEOUT = 300.0
+
+
+class PurgeRun(Run):
+    scenario = "purge"
+    options: PurgeOptions
+
+    def __init__(self, options: PurgeOptions) -> None:
+        super().__init__(options)
+        self.found: list[str] = []
+        self.removed: list[str] = []
+
+    async def load(self, api: HubAPI) -> None:
+        opts = self.options
+        members = set(ours(await api.group_members(), opts.prefix))
+        if not members:
+            return
+        models = {u["name"]: u for u in await api.list_users(prefix=opts.prefix)}
+        self.found = sorted(n for n in members if n in models or api.client.dry_run)
+        running = [n for n in self.found if models.get(n, {}).get("servers")]
+        if running:
+            await stop_servers(api, running, opts.batch_size, self.users, self.progress, PURGE_STOP_TIMEOUT)
+        self.removed = await delete_users(api, self.found, opts.batch_size, self.users, self.progress)
+
+    def succeeded(self) -> bool:
+        return len(self.removed) == len(self.found)

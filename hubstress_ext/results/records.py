@@ -1,0 +1,84 @@
+"""Request records: the raw material every summary, chart and saved run is built from."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass(slots=True)
+class Record:
+    """One HTTP request attempt (a retry is its own record, with ``attempt`` > 1).
+
+    ``start``/``end`` are wall-clock epoch seconds so records from several processes line up;
+    ``latency_ms`` comes from a monotonic clock so it is immune to clock steps.
+    """
+
+    op: str
+    method: str
+    path: str
+    start: float
+    end: float
+    latency_ms: float
+    status: int | None = None
+    error: str | None = None
+    attempt: int = 1
+    user: str | None = None
+    will_retry: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status is not None and self.status < 400
+
+
+RECORD_COLUMNS = [f.name for f in dataclasses.fields(Record)]
+
+
+class RecordSink:
+    """Thread-safe append-only store of records with listeners for live front ends.
+
+    Appends come from the event loop; readers (a notebook display refreshing from another
+    thread) take snapshots, so a lock keeps the list consistent for both.
+    """
+
+    def __init__(self) -> None:
+        self._records: list[Record] = []
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[Record], None]] = []
+
+    def add(self, record: Record) -> None:
+        with self._lock:
+            self._records.append(record)
+        for listener in self._listeners:
+            listener(record)
+
+    def subscribe(self, listener: Callable[[Record], None]) -> None:
+        self._listeners.append(listener)
+
+    def snapshot(self) -> list[Record]:
+        with self._lock:
+            return list(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def to_frame(self) -> pd.DataFrame:
+        return records_to_frame(self.snapshot())
+
+
+def records_to_frame(records: Iterable[Record]) -> pd.DataFrame:
+    rows = [dataclasses.astuple(r) for r in records]
+    df = pd.DataFrame(rows, columns=RECORD_COLUMNS)
+    if not df.empty:
+        df["status"] = df["status"].astype("Int64")
+    return df
+
+
+def now() -> tuple[float, float]:
+    """(wall epoch seconds, monotonic seconds) taken together."""
+    return time.time(), time.perf_counter()

@@ -1,0 +1,96 @@
+"""Saved runs: a directory with ``meta.json`` (options minus the token), ``records.csv``,
+and ``users.csv`` for hub scenarios. ``load_run`` reads it back for reports and comparisons.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from hubstress_ext import __version__
+
+if TYPE_CHECKING:
+    from hubstress_ext.engine.run import Run
+
+META = "meta.json"
+RECORDS = "records.csv"
+USERS = "users.csv"
+
+
+def save_run(run: Run, directory: str | Path) -> Path:
+    """Write the run under ``directory/<timestamp>-<scenario>/`` and return that path."""
+    stamp = dt.datetime.fromtimestamp(run.started_at or 0).strftime("%Y%m%d-%H%M%S")
+    base = Path(directory)
+    path = base / f"{stamp}-{run.scenario}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = base / f"{stamp}-{run.scenario}-{n}"
+    path.mkdir(parents=True)
+    meta = {
+        "tool": "hubstress",
+        "version": __version__,
+        "scenario": run.scenario,
+        "status": run.status,
+        "error": run.error,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "options": run.options.public(),
+        "meta": run.meta,
+    }
+    text = json.dumps(meta, indent=2, default=str)
+    token = getattr(run.options, "token", None)
+    if token and token in text:  # defence in depth: a token must never reach disk
+        text = text.replace(token, "***")
+    (path / META).write_text(text + "\n")
+    run.df.to_csv(path / RECORDS, index=False)
+    users = run.users_df
+    if not users.empty:
+        users.to_csv(path / USERS, index=False)
+    return path
+
+
+@dataclass
+class SavedRun:
+    path: Path
+    meta: dict[str, Any]
+    df: pd.DataFrame
+    users_df: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def scenario(self) -> str:
+        return self.meta.get("scenario", "?")
+
+    def summary(self) -> pd.DataFrame:
+        """The same table the live run shows: phases for a spawn storm, else per operation."""
+        from hubstress_ext.results.phases import phase_table
+        from hubstress_ext.results.summary import summarize
+
+        if self.scenario == "stress-test" and not self.users_df.empty:
+            return phase_table(self.df, self.users_df)
+        return summarize(self.df)
+
+
+def load_run(path: str | Path) -> SavedRun:
+    path = Path(path)
+    meta_file = path / META
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"{path} is not a saved hubstress run (no {META})")
+    meta = json.loads(meta_file.read_text())
+    df = pd.read_csv(path / RECORDS) if (path / RECORDS).is_file() else pd.DataFrame()
+    if "will_retry" in df:
+        df["will_retry"] = df["will_retry"].astype(bool)
+    if "status" in df:
+        df["status"] = df["status"].astype("Int64")
+    users = pd.read_csv(path / USERS) if (path / USERS).is_file() else pd.DataFrame()
+    return SavedRun(path, meta, df, users)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")

@@ -1,0 +1,75 @@
+"""Summaries: per-operation (or per-phase) latency percentiles, errors and throughput."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SUMMARY_COLUMNS = [
+    "count",
+    "errors",
+    "retries",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "max_ms",
+    "wall_s",
+    "per_s",
+]
+
+
+def latency_stats(latencies_ms: pd.Series | np.ndarray) -> dict[str, float]:
+    values = np.asarray(latencies_ms, dtype=float)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return {"p50_ms": np.nan, "p90_ms": np.nan, "p99_ms": np.nan, "max_ms": np.nan}
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": float(values.max())}
+
+
+def summary_row(
+    latencies_ms, *, count: int, errors: int, retries: int, start: float, end: float
+) -> dict[str, float]:
+    wall = max(end - start, 0.0) if count else 0.0
+    row = {"count": count, "errors": errors, "retries": retries}
+    row.update(latency_stats(latencies_ms))
+    row["wall_s"] = wall
+    row["per_s"] = (count / wall) if wall > 0 else np.nan
+    return row
+
+
+def summarize(records: pd.DataFrame, by: str = "op") -> pd.DataFrame:
+    """One row per operation over *final* attempts; retried attempts are counted, not timed.
+
+    A request that was retried twice and then succeeded is one request, two retries and the
+    latency of its last attempt, so percentiles describe what callers experienced per attempt
+    while ``retries`` shows the pressure.
+    """
+    if records.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS).rename_axis(by)
+    rows = {}
+    for key, group in records.groupby(by, sort=False):
+        final = group[~group["will_retry"]]
+        failed = final["error"].notna() | (final["status"].fillna(599) >= 400)
+        rows[key] = summary_row(
+            final["latency_ms"],
+            count=len(final),
+            errors=int(failed.sum()),
+            retries=int(group["will_retry"].sum()),
+            start=float(group["start"].min()),
+            end=float(group["end"].max()),
+        )
+    return pd.DataFrame.from_dict(rows, orient="index", columns=SUMMARY_COLUMNS).rename_axis(by)
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """Plain-text table for terminals and logs."""
+    from tabulate import tabulate
+
+    shown = df.copy()
+    for col in shown.columns:
+        if col in ("count", "errors", "retries", "users"):
+            shown[col] = shown[col].map(lambda v: "-" if pd.isna(v) else f"{int(v):,}")
+        elif shown[col].dtype.kind == "f":
+            shown[col] = shown[col].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}")
+    return tabulate(shown, headers="keys", tablefmt="simple", disable_numparse=True)

@@ -1,0 +1,252 @@
+"""Start and stop the sandbox hub: temp dir, free loopback ports, a fresh admin service token.
+
+Every process the sandbox starts (hub, proxy, single-user or simulated servers) is tracked
+and killed on stop, even if the hub itself dies first: the sandbox never outlives its command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+CONFIG_FILE = Path(__file__).with_name("jupyterhub_config.py")
+START_TIMEOUT = 90.0
+
+
+class SandboxError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sandbox:
+    """A real JupyterHub on 127.0.0.1. Use as a (sync or async) context manager."""
+
+    def __init__(
+        self,
+        spawner: str = "real",
+        *,
+        concurrent_spawn_limit: int = 100,
+        throttle_retry: tuple[float, float] = (2, 5),
+        sim_delay: tuple[float, float] | None = None,
+        port: int | None = None,
+        log_level: str = "INFO",
+    ) -> None:
+        if spawner not in ("real", "sim"):
+            raise ValueError(f"spawner must be 'real' or 'sim' (got {spawner!r})")
+        self.spawner = spawner
+        self.concurrent_spawn_limit = concurrent_spawn_limit
+        self.throttle_retry = throttle_retry
+        self.sim_delay = sim_delay
+        self.port = port or free_port()
+        self.log_level = log_level
+        self.token = secrets.token_hex(32)
+        self.workdir: Path | None = None
+        self.hub: subprocess.Popen | None = None
+        self.simserver: subprocess.Popen | None = None
+        self._tracked: dict[int, psutil.Process] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/hub/api"
+
+    @property
+    def log_path(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "jupyterhub.log"
+
+    def describe(self) -> dict[str, Any]:
+        return {"url": self.url, "spawner": self.spawner, "workdir": str(self.workdir)}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        self.workdir = Path(tempfile.mkdtemp(prefix="hubstress-sandbox-"))
+        env = dict(os.environ)
+        env.update(
+            HUBSTRESS_SANDBOX_DIR=str(self.workdir),
+            HUBSTRESS_SANDBOX_PORT=str(self.port),
+            HUBSTRESS_SANDBOX_HUB_PORT=str(free_port()),
+            HUBSTRESS_SANDBOX_PROXY_API_PORT=str(free_port()),
+            HUBSTRESS_SANDBOX_TOKEN=self.token,
+            HUBSTRESS_SANDBOX_SPAWNER=self.spawner,
+            HUBSTRESS_SANDBOX_SPAWN_LIMIT=str(self.concurrent_spawn_limit),
+            HUBSTRESS_SANDBOX_THROTTLE_RETRY=json.dumps(list(self.throttle_retry)),
+            HUBSTRESS_SANDBOX_LOG_LEVEL=self.log_level,
+        )
+        for leaked in ("JUPYTERHUB_API_TOKEN", "JUPYTERHUB_ENDPOINT", "JUPYTERHUB_API_URL"):
+            env.pop(leaked, None)
+        try:
+            if self.spawner == "sim":
+                sim_port = free_port()
+                env["HUBSTRESS_SIM_URL"] = f"http://127.0.0.1:{sim_port}"
+                if self.sim_delay is not None:
+                    env["HUBSTRESS_SIM_DELAY"] = json.dumps(list(self.sim_delay))
+                self.simserver = self._spawn(
+                    [
+                        sys.executable,
+                        "-m",
+                        "hubstress_ext.sandbox.simserver",
+                        "--port",
+                        str(sim_port),
+                    ],
+                    env,
+                    "simserver.log",
+                )
+            self.hub = self._spawn(
+                [sys.executable, "-m", "jupyterhub", "-f", str(CONFIG_FILE)], env, "jupyterhub.log"
+            )
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, cmd: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen:
+        assert self.workdir is not None
+        with open(self.workdir / log_name, "ab") as out:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=self.workdir,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self._tracked[proc.pid] = psutil.Process(proc.pid)
+        return proc
+
+    def _wait_ready(self) -> None:
+        assert self.hub is not None
+        give_up = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < give_up:
+            if self.hub.poll() is not None:
+                raise SandboxError(f"the sandbox hub exited at start:\n{self.log_tail()}")
+            try:
+                req = urllib.request.Request(
+                    self.api_url + "/user", headers={"Authorization": f"token {self.token}"}
+                )
+                with urllib.request.urlopen(req, timeout=2) as resp:
+                    if resp.status == 200:
+                        self._track_children()
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(0.2)
+        raise SandboxError(f"the sandbox hub did not answer within {START_TIMEOUT:.0f}s:\n{self.log_tail()}")
+
+    def _track_children(self) -> None:
+        for proc in list(self._tracked.values()):
+            try:
+                for child in proc.children(recursive=True):
+                    self._tracked.setdefault(child.pid, child)
+            except psutil.Error:
+                pass
+
+    def processes(self) -> dict[str, list[psutil.Process]]:
+        """Live processes by role: hub, proxy, servers (single-user or the simulated one)."""
+        self._track_children()
+        roles: dict[str, list[psutil.Process]] = {"hub": [], "proxy": [], "servers": []}
+        for proc in self._tracked.values():
+            try:
+                cmd = " ".join(proc.cmdline())
+            except psutil.Error:
+                continue
+            if self.hub and proc.pid == self.hub.pid:
+                roles["hub"].append(proc)
+            elif "hubstress_ext.sandbox.proxy" in cmd or "configurable-http-proxy" in cmd:
+                roles["proxy"].append(proc)
+            else:
+                roles["servers"].append(proc)
+        return roles
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user+system) used so far by each role's live processes."""
+        totals: dict[str, float] = {}
+        for role, procs in self.processes().items():
+            total = 0.0
+            for proc in procs:
+                try:
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+                except psutil.Error:
+                    pass
+            totals[role] = total
+        return totals
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        except (OSError, AssertionError):
+            return "(no hub log)"
+        return "\n".join(text).replace(self.token, "***")
+
+    def stop(self, grace: float = 15.0) -> None:
+        """Stop the hub (it stops its servers and proxy), then kill anything left behind."""
+        self._track_children()
+        if self.hub is not None and self.hub.poll() is None:
+            self.hub.send_signal(signal.SIGTERM)
+            try:
+                self.hub.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        self._track_children()
+        procs = [p for p in self._tracked.values() if p.is_running()]
+        for proc in procs:
+            try:
+                proc.terminate()
+            except psutil.Error:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=3)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(alive, timeout=3)
+        for proc in (self.hub, self.simserver):
+            if proc is not None:
+                try:
+                    proc.wait(1)
+                except subprocess.TimeoutExpired:
+                    pass
+        self._tracked.clear()
+        if self.workdir is not None and not os.environ.get("HUBSTRESS_KEEP_SANDBOX"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Sandbox:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(self, *exc: object) -> None:
+        # shielded: a cancelled run must still take its hub down
+        await asyncio.shield(asyncio.to_thread(self.stop))

@@ -1,0 +1,84 @@
+"""SimSpawner: a spawner with no process per user, so thousands of users fit on a laptop.
+
+The hub, proxy and database still do all their real work (spawn bookkeeping, readiness
+check over HTTP, proxy routes, activity); only the single-user server is replaced by one
+shared lightweight HTTP server (``hubstress_ext.sandbox.simserver``).
+
+Profiles (chosen with ``--profile``, sent as the ``profile`` user option) simulate the
+cases an operator wants to see in a report: ``slow`` and ``fail``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+
+from jupyterhub.spawner import Spawner
+from traitlets import Dict, Float, Tuple, Unicode, default
+
+
+class SimSpawner(Spawner):
+    server_url = Unicode(config=True, help="URL of the shared simulated single-user server.")
+    start_delay = Tuple(
+        Float(),
+        Float(),
+        default_value=(0.05, 0.3),
+        config=True,
+        help="Uniform range (seconds) a simulated start takes.",
+    )
+    stop_delay = Tuple(Float(), Float(), default_value=(0.0, 0.05), config=True)
+    profiles = Dict(
+        config=True,
+        help="profile name -> {'start_delay': [lo, hi]} and/or {'fail': 'reason'}.",
+    )
+
+    @default("server_url")
+    def _default_server_url(self) -> str:
+        return os.environ.get("HUBSTRESS_SIM_URL", "")
+
+    @default("profiles")
+    def _default_profiles(self) -> dict:
+        return {
+            "slow": {"start_delay": [3.0, 5.0]},
+            "fail": {"fail": "simulated spawn failure: image pull back-off"},
+        }
+
+    _running = False
+
+    async def start(self) -> str:
+        profile = (self.user_options or {}).get("profile") or ""
+        spec = self.profiles.get(profile) if profile else {}
+        if spec is None:
+            known = ", ".join(sorted(self.profiles)) or "none"
+            raise ValueError(f"unknown profile {profile!r} (known: {known})")
+        lo, hi = spec.get("start_delay", self.start_delay)
+        await asyncio.sleep(random.uniform(lo, hi))
+        if "fail" in spec:
+            raise RuntimeError(spec["fail"])
+        if not self.server_url:
+            raise RuntimeError("SimSpawner.server_url is not set")
+        self._running = True
+        return self.server_url
+
+    async def poll(self) -> int | None:
+        return None if self._running else 0
+
+    async def stop(self, now: bool = False) -> None:
+        lo, hi = self.stop_delay
+        await asyncio.sleep(random.uniform(lo, hi))
+        self._running = False
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        if self._running:
+            state["sim_running"] = True
+        return state
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        self._running = bool(state.get("sim_running"))
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self._running = False
