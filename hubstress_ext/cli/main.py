@@ -257,9 +257,19 @@ def make_run(options: HubOptions, command: str) -> Run:
     return cls[command](options)
 
 
+def _split_optional_path(argv: list[str]) -> list[str]:
+    """``--log-to-file stress-test`` means "no PATH", not "a file named stress-test"."""
+    commands = {"stress-test", "activity-stress-test", "purge", "sandbox", "report"}
+    out = list(argv)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--log-to-file" and out[i + 1] in commands:
+            out[i] = "--log-to-file="
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_split_optional_path(list(sys.argv[1:] if argv is None else argv)))
     if args.command is None:
         parser.print_help()
         return 2

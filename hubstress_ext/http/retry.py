@@ -11,7 +11,8 @@ import email.utils
 import time
 from dataclasses import dataclass
 
-from tenacity import wait_exponential_jitter
+from tenacity import wait_exponential, wait_random
+from tenacity.wait import wait_base
 
 RETRY_STATUSES = frozenset({429, 503, 504})
 
@@ -23,8 +24,9 @@ class RetryPolicy:
     max_backoff: float = 10.0
     statuses: frozenset[int] = RETRY_STATUSES
 
-    def backoff_wait(self) -> wait_exponential_jitter:
-        return wait_exponential_jitter(initial=self.backoff, max=self.max_backoff, jitter=self.backoff)
+    def backoff_wait(self) -> wait_base:
+        """backoff * 2^(n-1), capped, plus up to ``backoff`` of jitter so retries spread out."""
+        return wait_exponential(multiplier=self.backoff, max=self.max_backoff) + wait_random(0, self.backoff)
 
 
 class Deadline:

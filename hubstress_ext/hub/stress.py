@@ -77,8 +77,26 @@ class StressTestRun(Run):
         elif resp.status == 400 and b"already" in resp.body.lower():
             row.ready = time.time()  # already running (e.g. --keep from an earlier run)
         else:
-            row.failed, row.reason = time.time(), f"spawn request failed: {resp.reason()}"
+            row.failed = time.time()
+            row.reason = await self._failure_reason(api, name, resp)
         self.progress.advance("ready", failed=row.ready is None)
+
+    async def _failure_reason(self, api: HubAPI, name: str, resp) -> str:
+        """The spawner's own message for a failed spawn request.
+
+        A spawn that fails within ``slow_spawn_timeout`` is answered with a bare 500, but the
+        progress stream of that server still reports the spawner's exception.
+        """
+        fallback = f"spawn request failed: {resp.reason()}"
+        if resp.status is None or resp.status < 500:
+            return fallback
+        try:
+            async for event in api.progress(name, self.options.server_name, 10.0):
+                if event.get("failed"):
+                    return event.get("message") or fallback
+        except StreamError:
+            pass
+        return fallback
 
     async def _follow_progress(self, api: HubAPI, name: str) -> str | None:
         """None when the server became ready, else the failure reason.

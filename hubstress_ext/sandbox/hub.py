@@ -48,6 +48,7 @@ class Sandbox:
         concurrent_spawn_limit: int = 100,
         throttle_retry: tuple[float, float] = (2, 5),
         sim_delay: tuple[float, float] | None = None,
+        slow_spawn_timeout: float = 10.0,
         port: int | None = None,
         log_level: str = "INFO",
     ) -> None:
@@ -57,6 +58,7 @@ class Sandbox:
         self.concurrent_spawn_limit = concurrent_spawn_limit
         self.throttle_retry = throttle_retry
         self.sim_delay = sim_delay
+        self.slow_spawn_timeout = slow_spawn_timeout
         self.port = port or free_port()
         self.log_level = log_level
         self.token = secrets.token_hex(32)
@@ -96,6 +98,7 @@ class Sandbox:
             HUBSTRESS_SANDBOX_SPAWN_LIMIT=str(self.concurrent_spawn_limit),
             HUBSTRESS_SANDBOX_THROTTLE_RETRY=json.dumps(list(self.throttle_retry)),
             HUBSTRESS_SANDBOX_LOG_LEVEL=self.log_level,
+            HUBSTRESS_SANDBOX_SLOW_SPAWN=str(self.slow_spawn_timeout),
         )
         for leaked in ("JUPYTERHUB_API_TOKEN", "JUPYTERHUB_ENDPOINT", "JUPYTERHUB_API_URL"):
             env.pop(leaked, None)

@@ -37,10 +37,14 @@ c.Authenticator.allow_all = True
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.cleanup_servers = True
 c.JupyterHub.concurrent_spawn_limit = int(env.get("HUBSTRESS_SANDBOX_SPAWN_LIMIT", "100"))
-c.JupyterHub.spawn_throttle_retry_range = tuple(
-    json.loads(env.get("HUBSTRESS_SANDBOX_THROTTLE_RETRY", "[2, 5]"))
-)
 c.JupyterHub.last_activity_interval = 600
+# how long a spawn request waits before answering 202 (JupyterHub's default is 10 s)
+# and the Retry-After range of a 429 from concurrent_spawn_limit (not a config trait: a setting;
+# the hub truncates it to whole seconds)
+c.JupyterHub.tornado_settings = {
+    "slow_spawn_timeout": float(env.get("HUBSTRESS_SANDBOX_SLOW_SPAWN", "10")),
+    "spawn_throttle_retry_range": tuple(json.loads(env.get("HUBSTRESS_SANDBOX_THROTTLE_RETRY", "[2, 5]"))),
+}
 c.JupyterHub.log_level = env.get("HUBSTRESS_SANDBOX_LOG_LEVEL", "INFO")
 
 # The tool's identity: a service whose role has exactly the scopes hubstress uses.

@@ -1,0 +1,60 @@
+import pytest
+
+from hubstress_ext.cli.logs import RedactSecrets
+from hubstress_ext.cli.main import _options, build_parser, main
+
+
+def parse(*argv):
+    return build_parser().parse_args(list(argv))
+
+
+def test_global_options_before_or_after_the_subcommand():
+    before = _options(parse("-c", "7", "-b", "3", "-k", "stress-test"))
+    after = _options(parse("stress-test", "-c", "7", "-b", "3", "-k"))
+    assert (before.count, before.batch_size, before.keep) == (after.count, after.batch_size, after.keep)
+    assert before.count == 7 and before.keep is True
+
+
+def test_defaults_match_the_original_script():
+    opts = _options(parse("stress-test"))
+    assert (opts.count, opts.batch_size, opts.keep, opts.dry_run) == (100, 10, False, False)
+
+
+def test_profile_is_passed_as_user_option():
+    assert _options(parse("stress-test", "-p", "large")).spawn_options() == {"profile": "large"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["stress-test", "--count", "0", "--sandbox"], "--count must be at least 1"),
+        (["stress-test", "--batch-size", "0", "--sandbox"], "--batch-size must be at least 1"),
+        (["activity-stress-test", "--workers", "0", "--sandbox"], "--workers must be at least 1"),
+        (["stress-test", "-e", "http://127.0.0.1:1"], "missing token"),
+        (["stress-test", "-t", "x"], "missing endpoint"),
+        (["stress-test", "-e", "localhost:8000", "-t", "x"], "must be an http(s) URL"),
+    ],
+)
+def test_validation_is_one_clear_line(argv, message, capsys, monkeypatch):
+    monkeypatch.delenv("JUPYTERHUB_ENDPOINT", raising=False)
+    monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+
+
+def test_dry_run_prints_the_plan(capsys, monkeypatch):
+    monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
+    assert main(["--dry-run", "stress-test", "-c", "3", "-b", "2", "-e", "http://127.0.0.1:9"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("POST   /users  ") == 2  # two create batches
+    assert out.count("/server") >= 6  # three spawns + three stops
+    assert "DELETE /users/hubstress-2" in out and "nothing was sent" in out
+
+
+def test_redact_filter_masks_tokens_in_formatted_messages():
+    import logging
+
+    record = logging.LogRecord("x", logging.INFO, "f", 1, "auth %s ok", ("tok123",), None)
+    RedactSecrets(["tok123"]).filter(record)
+    assert record.getMessage() == "auth *** ok"
