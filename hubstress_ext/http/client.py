@@ -215,17 +215,7 @@ class HttpClient:
         except aiohttp.ClientError as exc:
             error = _describe_client_error(exc)
         elapsed = time.perf_counter() - t0
-        record = Record(
-            op=op,
-            method=method,
-            path=path,
-            start=wall,
-            end=wall + elapsed,
-            latency_ms=elapsed * 1000.0,
-            status=status,
-            error=error,
-            user=user,
-        )
+        record = _record(op, method, path, user, wall, elapsed, status, error)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s -> %s in %.1f ms", method, path, status or error, elapsed * 1000)
         return record, Response(status=status, body=body, headers=headers, error=error)
@@ -271,19 +261,7 @@ class HttpClient:
             error = _describe_client_error(exc)
         finally:
             elapsed = time.perf_counter() - t0
-            self.sink.add(
-                Record(
-                    op=op,
-                    method="GET",
-                    path=path,
-                    start=wall,
-                    end=wall + elapsed,
-                    latency_ms=elapsed * 1000.0,
-                    status=status,
-                    error=error,
-                    user=user,
-                )
-            )
+            self.sink.add(_record(op, "GET", path, user, wall, elapsed, status, error))
         if error:
             raise StreamError(error, status)
 
@@ -299,6 +277,29 @@ class StreamError(Exception):
     def retryable(self) -> bool:
         """Worth re-subscribing: the server or the path to it failed, not the request."""
         return self.status is None or self.status >= 500 or self.status == 429
+
+
+def _record(
+    op: str,
+    method: str,
+    path: str,
+    user: str | None,
+    wall: float,
+    elapsed: float,
+    status: int | None,
+    error: str | None,
+) -> Record:
+    return Record(
+        op=op,
+        method=method,
+        path=path,
+        start=wall,
+        end=wall + elapsed,
+        latency_ms=elapsed * 1000.0,
+        status=status,
+        error=error,
+        user=user,
+    )
 
 
 def _is_retryable(response: Response, policy: RetryPolicy) -> bool:

@@ -11,27 +11,22 @@ import itertools
 import random
 
 from hubstress_ext.engine.options import ActivityOptions
-from hubstress_ext.engine.run import Run
 from hubstress_ext.hub.api import HubAPI
-from hubstress_ext.hub.names import allocate_names
-from hubstress_ext.hub.teardown import create_users, delete_users
+from hubstress_ext.hub.scenario import UserScenario
 
 
-class ActivityStressRun(Run):
+class ActivityStressRun(UserScenario):
     scenario = "activity-stress-test"
     options: ActivityOptions
 
-    def __init__(self, options: ActivityOptions) -> None:
-        super().__init__(options)
-        self.created: list[str] = []
-
     async def load(self, api: HubAPI) -> None:
         opts = self.options
-        names = await allocate_names(api, opts.prefix, opts.count)
-        self.created = await create_users(api, names, opts.batch_size, self.users, self.progress)
+        await self.create_users(api)
         if not self.created:
             raise RuntimeError("no users could be created")
         total = opts.requests
+        if api.client.dry_run:  # the plan: one activity post per user, one probe
+            total = min(total or len(self.created), len(self.created))
         self.progress.begin("activity", total or 0)
         next_user = itertools.cycle(self.created)
         sent = itertools.count()
@@ -50,6 +45,8 @@ class ActivityStressRun(Run):
             rng = random.Random(0)
             while not stop.is_set():
                 await api.get_user(rng.choice(self.created), op="probe")
+                if api.client.dry_run:
+                    return
                 await asyncio.sleep(opts.probe_interval)
 
         probe_task = asyncio.ensure_future(probe())
@@ -60,9 +57,8 @@ class ActivityStressRun(Run):
             probe_task.cancel()
             await asyncio.gather(probe_task, return_exceptions=True)
 
-    async def teardown(self, api: HubAPI) -> None:
-        await delete_users(api, self.created, self.options.batch_size, self.users, self.progress)
-
     def succeeded(self) -> bool:
+        if self.options.dry_run:
+            return True
         summary = self.summary()
         return "activity" in summary.index and summary.loc["activity", "errors"] == 0

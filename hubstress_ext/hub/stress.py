@@ -15,28 +15,21 @@ import time
 import pandas as pd
 
 from hubstress_ext.engine.options import StressOptions
-from hubstress_ext.engine.run import Run
 from hubstress_ext.http.client import StreamError
 from hubstress_ext.hub.api import HubAPI
-from hubstress_ext.hub.names import allocate_names
-from hubstress_ext.hub.teardown import create_users, delete_users, stop_servers
+from hubstress_ext.hub.scenario import UserScenario
+from hubstress_ext.hub.teardown import stop_servers
 from hubstress_ext.results.phases import failures_by_reason, phase_table, spawn_latency_ms
 
 log = logging.getLogger("hubstress")
 
 
-class StressTestRun(Run):
+class StressTestRun(UserScenario):
     scenario = "stress-test"
     options: StressOptions
 
-    def __init__(self, options: StressOptions) -> None:
-        super().__init__(options)
-        self.created: list[str] = []
-
     async def load(self, api: HubAPI) -> None:
-        opts = self.options
-        names = await allocate_names(api, opts.prefix, opts.count)
-        self.created = await create_users(api, names, opts.batch_size, self.users, self.progress)
+        await self.create_users(api)
         await self.spawn_all(api, self.created)
 
     async def spawn_all(self, api: HubAPI, names: list[str]) -> None:
@@ -129,8 +122,7 @@ class StressTestRun(Run):
 
     async def teardown(self, api: HubAPI) -> None:
         opts = self.options
-        names = list(self.created)
-        running = [n for n in names if self.users[n].spawn_requested is not None]
+        running = [n for n in self.created if self.users[n].spawn_requested is not None]
         if running:
             await stop_servers(
                 api,
@@ -141,7 +133,7 @@ class StressTestRun(Run):
                 opts.stop_timeout,
                 opts.server_name,
             )
-        await delete_users(api, names, opts.batch_size, self.users, self.progress)
+        await super().teardown(api)
 
     def succeeded(self) -> bool:
         rows = [self.users[n] for n in self.created]

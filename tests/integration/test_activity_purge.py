@@ -63,3 +63,11 @@ def test_dry_run_touches_nothing(sim_hub, clean_hub, capsys):
     out = capsys.readouterr().out
     assert "DRY-RUN POST   /users/hubstress-3/server" in out
     assert clean_hub.users() == before and clean_hub.group() is None
+
+
+def test_activity_dry_run_is_a_bounded_plan(sim_hub, clean_hub, capsys):
+    run = ActivityStressRun(opts(ActivityOptions, sim_hub, count=3, workers=2, dry_run=True)).execute()
+    assert run.exit_code == 0
+    out = capsys.readouterr().out
+    assert out.count("/activity") == 3 and out.count("DRY-RUN GET    /users/hubstress-") == 1
+    assert clean_hub.group() is None

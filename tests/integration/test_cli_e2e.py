@@ -201,3 +201,30 @@ def test_hub_that_dies_mid_run_ends_the_run_cleanly():
     assert proc.returncode == 1
     assert "Traceback" not in err
     assert "connection failed" in out or "server disconnected" in out or "progress stream" in out
+
+
+def test_foreground_sandbox_prints_exports_and_goes_away(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hubstress_ext", "sandbox", "--sandbox-spawner", "sim"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        exports = None
+        for line in proc.stdout:
+            if line.startswith("export "):
+                exports = dict(kv.split("=", 1) for kv in line.split()[1:])
+                break
+        assert exports is not None
+        env = dict(os.environ, **exports)
+        result = hubstress("stress-test", "-c", "2", "-b", "2", env=env)
+        assert result.returncode == 0, result.stdout
+        hub_pids = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        assert hub_pids
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+    assert proc.returncode == 0
+    time.sleep(0.5)
+    assert no_hub_processes_left(hub_pids)

@@ -88,3 +88,19 @@ def test_dead_endpoint_fails_fast_and_clearly():
     run = StressTestRun(opts).execute()
     assert run.status == "failed"
     assert "cannot reach the hub API" in run.error and "connection failed" in run.error
+
+
+def test_ramp_spreads_spawn_requests(sim_hub, clean_hub):
+    run = stress(sim_hub, count=5, batch_size=5, ramp=2.0)
+    assert run.exit_code == 0
+    requested = run.users_df["spawn_requested"].sort_values()
+    assert requested.iloc[-1] - requested.iloc[0] >= 1.5  # 4 intervals of 0.4 s
+    assert requested.diff().dropna().min() >= 0.3
+
+
+def test_named_servers(sim_hub, clean_hub):
+    run = stress(sim_hub, count=2, batch_size=2, server_name="gpu", keep=True)
+    assert run.exit_code == 0
+    for name in run.created:
+        _, model = clean_hub.call("GET", f"/users/{name}")
+        assert model["servers"]["gpu"]["ready"] is True
