@@ -202,6 +202,26 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, sub=True)
     p.add_argument("--port", type=int, default=None, help="public port (default: a free one)")
 
+    p = subs.add_parser("serve", help="run the micro-batching endpoint standalone")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--batch-size", type=int, default=5, help="dispatch at this many queued items (default 5)")
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=20.0,
+        help="...or when the oldest waited this long; 0 = greedy (default 20)",
+    )
+    p.add_argument("--max-queue", type=int, default=1000, help="503 beyond this many queued (default 1000)")
+    p.add_argument(
+        "--deadline-ms",
+        type=float,
+        default=30000.0,
+        help="per-request deadline; 504 when it expires while queued (default 30000)",
+    )
+    p.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="413 above this (default 65536)")
+    p.add_argument("--model", default="echo", help="echo, echo-async, mlp or module:function (default echo)")
+
     p = subs.add_parser("report", help="print the summary of a saved run")
     p.add_argument("run_dir", help="a directory written by --save")
     return parser
@@ -259,7 +279,7 @@ def make_run(options: HubOptions, command: str) -> Run:
 
 def _split_optional_path(argv: list[str]) -> list[str]:
     """``--log-to-file stress-test`` means "no PATH", not "a file named stress-test"."""
-    commands = {"stress-test", "activity-stress-test", "purge", "sandbox", "report"}
+    commands = {"stress-test", "activity-stress-test", "purge", "sandbox", "report", "serve"}
     out = list(argv)
     for i, arg in enumerate(out[:-1]):
         if arg == "--log-to-file" and out[i + 1] in commands:
@@ -275,6 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "report":
         return _report(args.run_dir)
+    if args.command == "serve":
+        return _serve(args)
     try:
         if args.command == "sandbox":
             return _sandbox(args)
@@ -338,6 +360,30 @@ def _report(run_dir: str) -> int:
         print(f"hubstress: error: {exc}", file=sys.stderr)
         return 2
     print_saved_report(saved)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from hubstress_ext.batching.batcher import BatchSettings
+    from hubstress_ext.batching.models import load_model
+    from hubstress_ext.batching.standalone import serve
+
+    settings = BatchSettings(args.batch_size, args.max_wait_ms, args.max_queue, args.deadline_ms)
+    try:
+        settings.validate()
+        load_model(args.model)
+        if args.max_body_bytes < 1:
+            raise ValueError(f"--max-body-bytes must be at least 1 (got {args.max_body_bytes})")
+    except ValueError as exc:
+        print(f"hubstress: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(args.port, args.address, args.model, settings, args.max_body_bytes))
+    except OSError as exc:
+        print(
+            f"hubstress: error: cannot listen on {args.address}:{args.port}: {exc.strerror}", file=sys.stderr
+        )
+        return 1
     return 0
 
 

@@ -1,0 +1,140 @@
+"""HTTP handlers of the batching endpoint, written once as mixins.
+
+``standalone`` combines them with a plain Tornado ``RequestHandler``; ``extension`` with
+Jupyter's ``APIHandler`` behind its authentication. Every outcome is a JSON body with a
+specific status: 400/413 bad input (checked before queueing), 503 + Retry-After queue full,
+504 deadline expired while queued, 500 model error (with an error id), 200 served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from hubstress_ext.batching.batcher import ModelError, Pending, QueueFull, now_ms
+from hubstress_ext.batching.service import BatchingService
+
+SERVICE_KEY = "hubstress_batching"
+DEADLINE_HEADER = "X-Deadline-Ms"
+
+
+class _Base:
+    """Shared helpers; ``self`` is a Tornado RequestHandler."""
+
+    @property
+    def service(self) -> BatchingService:
+        return self.settings[SERVICE_KEY]  # type: ignore[attr-defined]
+
+    def reply(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        self.set_status(status)  # type: ignore[attr-defined]
+        self.set_header("Content-Type", "application/json")  # type: ignore[attr-defined]
+        for key, value in (headers or {}).items():
+            self.set_header(key, value)  # type: ignore[attr-defined]
+        self.finish(json.dumps(payload))  # type: ignore[attr-defined]
+
+    def json_body(self) -> Any:
+        try:
+            return json.loads(self.request.body or b"null")  # type: ignore[attr-defined]
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadInput(f"body must be JSON: {exc}") from None
+
+
+class BadInput(ValueError):
+    pass
+
+
+class BatchMixin(_Base):
+    _pending: Pending | None = None
+
+    async def post(self) -> None:
+        service = self.service
+        body = self.request.body  # type: ignore[attr-defined]
+        if len(body) > service.max_body_bytes:
+            self.reply(413, {"error": "too_large", "message": f"body over {service.max_body_bytes} bytes"})
+            return
+        try:
+            item = self.json_body()
+            deadline_ms = self._deadline_ms()
+            if not isinstance(item, dict):
+                raise BadInput('body must be a JSON object such as {"ts": 1700000000000}')
+            ts = item.get("ts")
+            if ts is None:
+                raise BadInput("missing 'ts' (milliseconds since the epoch)")
+            if not isinstance(ts, int) or isinstance(ts, bool):
+                raise BadInput(f"'ts' must be an integer number of milliseconds (got {ts!r})")
+        except BadInput as exc:
+            self.reply(400, {"error": "bad_request", "message": str(exc)})
+            return
+        batcher = service.batcher
+        try:
+            self._pending = pending = batcher.submit(item)
+        except QueueFull as exc:
+            self.reply(503, {"error": "busy", "message": str(exc)}, {"Retry-After": "1"})
+            return
+        done, _ = await asyncio.wait({pending.future}, timeout=deadline_ms / 1000.0)
+        if not done:
+            if batcher.withdraw(pending, "timed_out"):
+                self.reply(504, {"error": "deadline", "message": f"not served within {deadline_ms:g} ms"})
+                return
+            await asyncio.wait({pending.future})  # already in a batch: its answer is coming
+        if pending.future.cancelled():
+            return  # withdrawn because the client went away: nobody to answer
+        exc = pending.future.exception()
+        if isinstance(exc, ModelError):
+            self.reply(500, {"error": "model_error", "message": str(exc), "error_id": exc.error_id})
+            return
+        result = pending.future.result()
+        resp_ts = now_ms()
+        payload = {
+            "rec_ts": ts,
+            "resp_ts": resp_ts,
+            "ts_diff": resp_ts - ts,
+            "batch_id": result.batch_id,
+            "batch_size": result.batch_size,
+            "queue_ms": round(result.queue_ms, 3),
+            "model_ms": round(result.model_ms, 3),
+        }
+        if result.output is not None:
+            payload["result"] = result.output
+        self.reply(200, payload)
+
+    def _deadline_ms(self) -> float:
+        default = self.service.batcher.settings.deadline_ms
+        raw = self.request.headers.get(DEADLINE_HEADER)  # type: ignore[attr-defined]
+        if raw is None:
+            return default
+        try:
+            asked = float(raw)
+        except ValueError:
+            raise BadInput(f"{DEADLINE_HEADER} must be a number of milliseconds (got {raw!r})") from None
+        if asked <= 0:
+            raise BadInput(f"{DEADLINE_HEADER} must be positive (got {raw!r})")
+        return min(asked, default)  # a client may only shorten the server's deadline
+
+    def on_connection_close(self) -> None:
+        pending = self._pending
+        if pending is not None and not pending.future.done():
+            self.service.batcher.withdraw(pending, "cancelled")
+        super().on_connection_close()  # type: ignore[misc]
+
+
+class ConfigMixin(_Base):
+    def get(self) -> None:
+        self.reply(200, self.service.config())
+
+    def patch(self) -> None:
+        try:
+            changes = self.json_body()
+            if not isinstance(changes, dict) or not changes:
+                raise BadInput('body must be a JSON object of settings, e.g. {"batch_size": 8}')
+            self.service.batcher.reconfigure(**changes)
+        except (BadInput, ValueError, TypeError) as exc:
+            self.reply(400, {"error": "bad_request", "message": str(exc)})
+            return
+        self.reply(200, self.service.config())
+
+
+class StatsMixin(_Base):
+    def get(self) -> None:
+        self.reply(200, self.service.stats())

@@ -1,0 +1,98 @@
+"""Built-in models and the loader for ``module:function`` models.
+
+A model is a callable over a list of items (the parsed JSON bodies) returning one result per
+item, sync (run in a thread so the IOLoop stays responsive) or async. A result that is an
+exception instance fails only that item.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+def echo(items: list[dict]) -> list[None]:
+    """The seed's "AI": no work at all; the response carries only the timing fields."""
+    return [None] * len(items)
+
+
+async def echo_async(items: list[dict]) -> list[None]:
+    return [None] * len(items)
+
+
+class MLP:
+    """A small NumPy multilayer perceptron (256-512-512-10, float32) with fixed weights.
+
+    Items may carry ``"x"``: a list of up to 256 numbers; otherwise an input is derived from
+    ``ts``. One batch is three matrix-matrix products, so the cost per item falls as the
+    batch grows (BLAS does more work per call, the per-call overhead is shared): batching
+    has something to gain, as with a real model.
+    """
+
+    def __init__(self, sizes: tuple[int, ...] = (256, 512, 512, 10), seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.sizes = sizes
+        self.layers = [
+            (rng.standard_normal((a, b), dtype=np.float32) / np.sqrt(a), np.zeros(b, np.float32))
+            for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        ]
+
+    def _inputs(self, items: list[dict]) -> np.ndarray:
+        n_in = self.sizes[0]
+        x = np.empty((len(items), n_in), np.float32)
+        for i, item in enumerate(items):
+            given = item.get("x") if isinstance(item, dict) else None
+            if isinstance(given, list) and given:
+                row = np.asarray(given[:n_in], np.float32)
+                x[i, : row.size] = row
+                x[i, row.size :] = 0
+            else:
+                seed = int(item.get("ts", i)) if isinstance(item, dict) else i
+                x[i] = np.random.default_rng(seed % 2**32).standard_normal(n_in, dtype=np.float32)
+        return x
+
+    def __call__(self, items: list[dict]) -> list[dict]:
+        h = self._inputs(items)
+        for k, (w, b) in enumerate(self.layers):
+            h = h @ w + b
+            if k < len(self.layers) - 1:
+                np.maximum(h, 0, out=h)
+        top = h.argmax(axis=1)
+        return [{"label": int(t), "score": float(h[i, t])} for i, t in enumerate(top)]
+
+
+BUILTIN: dict[str, Callable[[], Callable[[list[Any]], Any]]] = {
+    "echo": lambda: echo,
+    "echo-async": lambda: echo_async,
+    "mlp": MLP,
+}
+
+
+def load_model(spec: str) -> Callable[[list[Any]], Any]:
+    """A built-in name (echo, echo-async, mlp) or ``package.module:callable``.
+
+    A class (or factory) named that way is instantiated with no arguments if it is not
+    itself a batch function; errors name the spec and what is wrong.
+    """
+    if spec in BUILTIN:
+        return BUILTIN[spec]()
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        known = ", ".join(BUILTIN)
+        raise ValueError(f"model must be one of {known} or 'module:function' (got {spec!r})")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import model module {module_name!r}: {exc}") from None
+    try:
+        target = getattr(module, attr)
+    except AttributeError:
+        raise ValueError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if isinstance(target, type):
+        target = target()
+    if not callable(target):
+        raise ValueError(f"model {spec!r} is not callable")
+    return target

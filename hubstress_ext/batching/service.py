@@ -1,0 +1,47 @@
+"""BatchingService: one batcher + its model + request limits, shared by every handler."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import psutil
+
+from hubstress_ext.batching.batcher import Batcher, BatchSettings
+from hubstress_ext.batching.metrics import batch_metrics
+from hubstress_ext.batching.models import load_model
+
+DEFAULT_MAX_BODY = 64 * 1024
+
+
+class BatchingService:
+    def __init__(
+        self,
+        model: str = "echo",
+        settings: BatchSettings | None = None,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+        prometheus: bool = True,
+    ) -> None:
+        self.model_name = model
+        self.batcher = Batcher(load_model(model), settings, metrics=batch_metrics() if prometheus else None)
+        self.max_body_bytes = max_body_bytes
+        self._process = psutil.Process(os.getpid())
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **self.batcher.settings.__dict__,
+            "model": self.model_name,
+            "max_body_bytes": self.max_body_bytes,
+        }
+
+    def stats(self) -> dict[str, Any]:
+        cpu = self._process.cpu_times()
+        return {
+            **self.batcher.snapshot(),
+            "model": self.model_name,
+            "pid": self._process.pid,
+            "cpu_seconds": cpu.user + cpu.system,
+            "time": time.time(),
+        }
