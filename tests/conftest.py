@@ -10,6 +10,8 @@ import pytest
 
 from hubstress_ext.sandbox.hub import Sandbox
 
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
 
 @pytest.fixture(scope="session")
 def sim_hub():

@@ -4,6 +4,7 @@ import asyncio
 import time
 
 import pytest
+import pytest_asyncio
 from aiohttp import web
 
 from hubstress_ext.http.client import HttpClient, StreamError
@@ -13,8 +14,11 @@ from hubstress_ext.results.records import RecordSink
 TOKEN = "unit-test-token-0123456789"
 
 
-@pytest.fixture
-async def server(unused_tcp_port_factory=None):
+pytestmark = pytest.mark.asyncio
+
+
+@pytest_asyncio.fixture
+async def server():
     state = {"hits": 0, "script": [], "auth": []}
 
     async def scripted(request):
@@ -149,6 +153,7 @@ async def test_dry_run_sends_nothing(server):
     assert server["hits"] == 0 and len(sink) == 0
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestWarning")
 def test_parse_retry_after():
     assert parse_retry_after("5") == 5.0
     assert parse_retry_after(None) is None

@@ -1,0 +1,257 @@
+"""The Batcher alone (no network): dispatch timing, partial batches, deadlines, failures."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from hubstress_ext.batching.batcher import Batcher, BatchSettings, ModelError, QueueFull
+from hubstress_ext.batching.models import MLP, load_model
+
+asyncio_test = pytest.mark.asyncio
+
+
+class Recorder:
+    """A sync model that records the batches it saw (and can be told to fail)."""
+
+    def __init__(self, delay=0.0):
+        self.batches = []
+        self.delay = delay
+        self.threads = set()
+
+    def __call__(self, items):
+        self.threads.add(threading.get_ident())
+        self.batches.append([i["n"] for i in items])
+        if self.delay:
+            time.sleep(self.delay)
+        return [i["n"] * 10 for i in items]
+
+
+def settings(**kw):
+    base = {"batch_size": 3, "max_wait_ms": 50, "max_queue": 100, "deadline_ms": 5000}
+    return BatchSettings(**{**base, **kw})
+
+
+def invariant(b: Batcher):
+    s = b.stats
+    assert s.accepted == s.served + s.timed_out + s.cancelled + s.errors + (b.snapshot()["in_flight"])
+
+
+@asyncio_test
+async def test_full_batch_dispatches_immediately():
+    model = Recorder()
+    b = Batcher(model, settings(max_wait_ms=10_000))
+    t0 = time.perf_counter()
+    pendings = [b.submit({"n": n}) for n in range(3)]
+    results = await asyncio.gather(*(p.future for p in pendings))
+    assert time.perf_counter() - t0 < 1.0  # did not wait for the 10 s max_wait
+    assert model.batches == [[0, 1, 2]]
+    assert [r.output for r in results] == [0, 10, 20]
+    assert {r.batch_size for r in results} == {3} and len({r.batch_id for r in results}) == 1
+
+
+@asyncio_test
+async def test_partial_batch_is_served_after_max_wait():
+    model = Recorder()
+    b = Batcher(model, settings(batch_size=10, max_wait_ms=80))
+    t0 = time.perf_counter()
+    pendings = [b.submit({"n": n}) for n in range(2)]
+    results = await asyncio.gather(*(p.future for p in pendings))
+    waited = time.perf_counter() - t0
+    assert 0.07 <= waited < 1.0
+    assert model.batches == [[0, 1]]
+    assert results[0].batch_size == 2 and results[0].queue_ms >= 70
+
+
+@asyncio_test
+async def test_max_wait_counts_from_the_oldest_item():
+    model = Recorder()
+    b = Batcher(model, settings(batch_size=10, max_wait_ms=100))
+    first = b.submit({"n": 0})
+    await asyncio.sleep(0.06)
+    second = b.submit({"n": 1})
+    r0, r1 = await asyncio.gather(first.future, second.future)
+    assert model.batches == [[0, 1]]
+    assert r0.queue_ms >= 95 and r1.queue_ms < 60
+
+
+@asyncio_test
+async def test_greedy_mode_runs_whatever_is_queued_when_the_model_is_free():
+    model = Recorder(delay=0.05)
+    b = Batcher(model, settings(batch_size=100, max_wait_ms=0))
+    first = b.submit({"n": 0})
+    await asyncio.sleep(0.01)  # the model is now busy with [0]
+    rest = [b.submit({"n": n}) for n in range(1, 5)]
+    await asyncio.gather(first.future, *(p.future for p in rest))
+    assert model.batches == [[0], [1, 2, 3, 4]]
+
+
+@asyncio_test
+async def test_batches_are_capped_at_batch_size_and_fifo():
+    model = Recorder()
+    b = Batcher(model, settings(batch_size=2, max_wait_ms=20))
+    pendings = [b.submit({"n": n}) for n in range(5)]
+    await asyncio.gather(*(p.future for p in pendings))
+    assert model.batches == [[0, 1], [2, 3], [4]]
+
+
+@asyncio_test
+async def test_sync_model_runs_off_the_event_loop():
+    model = Recorder(delay=0.2)
+    b = Batcher(model, settings(batch_size=1))
+    pending = b.submit({"n": 1})
+    ticks = 0
+    while not pending.future.done():
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert ticks >= 10  # the loop kept running while the model worked
+    assert threading.get_ident() not in model.threads
+
+
+@asyncio_test
+async def test_async_model():
+    async def model(items):
+        await asyncio.sleep(0.01)
+        return [i["n"] + 1 for i in items]
+
+    b = Batcher(model, settings(batch_size=2))
+    p = [b.submit({"n": n}) for n in range(2)]
+    assert [r.output for r in await asyncio.gather(*(x.future for x in p))] == [1, 2]
+
+
+@asyncio_test
+async def test_queue_full_is_refused_before_enqueueing():
+    b = Batcher(Recorder(), settings(batch_size=10, max_wait_ms=10_000, max_queue=2))
+    b.submit({"n": 0})
+    b.submit({"n": 1})
+    with pytest.raises(QueueFull, match="queue full"):
+        b.submit({"n": 2})
+    assert b.depth == 2 and b.stats.rejected == 1 and b.stats.accepted == 2
+
+
+@asyncio_test
+async def test_withdrawn_items_never_reach_the_model():
+    model = Recorder()
+    b = Batcher(model, settings(batch_size=3, max_wait_ms=50))
+    keep, gone, late = b.submit({"n": 0}), b.submit({"n": 1}), b.submit({"n": 2})
+    # all three form a batch immediately; so withdraw needs a fresh, unfilled batch
+    await asyncio.gather(keep.future, gone.future, late.future)
+    a = b.submit({"n": 3})
+    c = b.submit({"n": 4})
+    assert b.withdraw(c, "cancelled") is True
+    assert b.withdraw(c, "cancelled") is False  # exactly once
+    d = b.submit({"n": 5})
+    assert b.withdraw(d, "timed_out") is True
+    await a.future
+    assert model.batches == [[0, 1, 2], [3]]
+    assert (b.stats.cancelled, b.stats.timed_out, b.stats.served) == (1, 1, 4)
+    invariant(b)
+
+
+@asyncio_test
+async def test_model_exception_fails_the_batch_not_the_batcher():
+    calls = []
+
+    def flaky(items):
+        calls.append(len(items))
+        if len(calls) == 1:
+            raise ValueError("boom")
+        return [None] * len(items)
+
+    b = Batcher(flaky, settings(batch_size=2))
+    p = [b.submit({"n": n}) for n in range(2)]
+    await asyncio.wait([x.future for x in p])
+    errors = [x.future.exception() for x in p]
+    assert all(isinstance(e, ModelError) and "boom" in str(e) for e in errors)
+    assert errors[0].error_id == errors[1].error_id  # one id for the whole batch
+    nxt = [b.submit({"n": n}) for n in range(2)]
+    await asyncio.gather(*(x.future for x in nxt))  # the next batch succeeds
+    assert b.stats.errors == 2 and b.stats.served == 2
+    invariant(b)
+
+
+@asyncio_test
+async def test_per_item_errors_and_wrong_result_count():
+    def partial(items):
+        return [ValueError("bad item") if i["n"] == 1 else i["n"] for i in items]
+
+    b = Batcher(partial, settings(batch_size=3))
+    p = [b.submit({"n": n}) for n in range(3)]
+    await asyncio.wait([x.future for x in p])
+    assert p[0].future.result().output == 0 and p[2].future.result().output == 2
+    assert "bad item" in str(p[1].future.exception())
+
+    b2 = Batcher(lambda items: [1], settings(batch_size=2))
+    q = [b2.submit({"n": n}) for n in range(2)]
+    await asyncio.wait([x.future for x in q])
+    assert all("model returned 1 results for a batch of 2" in str(x.future.exception()) for x in q)
+
+
+@asyncio_test
+async def test_reconfigure_applies_to_queued_items():
+    model = Recorder()
+    b = Batcher(model, settings(batch_size=10, max_wait_ms=10_000))
+    p = [b.submit({"n": n}) for n in range(2)]
+    b.reconfigure(batch_size=2)
+    await asyncio.wait_for(asyncio.gather(*(x.future for x in p)), 1.0)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        b.reconfigure(batch_size=0)
+    with pytest.raises(ValueError, match="unknown setting"):
+        b.reconfigure(colour="red")
+    assert b.settings.batch_size == 2
+
+
+@asyncio_test
+async def test_close_serves_the_queue_then_refuses_new_items():
+    model = Recorder()
+    b = Batcher(model, settings(batch_size=10, max_wait_ms=10_000))
+    p = [b.submit({"n": n}) for n in range(3)]
+    refused = await b.close(grace=2)
+    assert refused == 0 and all(x.future.done() for x in p)
+    with pytest.raises(QueueFull, match="shutting down"):
+        b.submit({"n": 9})
+
+
+@asyncio_test
+async def test_idle_batcher_schedules_nothing():
+    b = Batcher(Recorder(), settings())
+    p = b.submit({"n": 0})
+    await p.future
+    assert b._timer is None and not b._busy  # no timer, no task: nothing runs while idle
+
+
+def test_mlp_cost_per_item_falls_with_batch_size():
+    model = MLP()
+    items = [{"ts": i} for i in range(64)]
+    model(items[:8])  # warm up
+
+    def per_item(n, reps):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            for k in range(0, 64, n):
+                model(items[k : k + n])
+        return (time.perf_counter() - t0) / (64 * reps)
+
+    assert per_item(32, 3) < per_item(1, 3)
+    out = model([{"x": [1.0] * 256}, {"ts": 5}])
+    assert len(out) == 2 and isinstance(out[0]["label"], int)
+
+
+def test_load_model_errors_are_specific():
+    assert load_model("echo")([{}, {}]) == [None, None]
+    with pytest.raises(ValueError, match="must be one of echo"):
+        load_model("nonsense")
+    with pytest.raises(ValueError, match="cannot import model module"):
+        load_model("no_such_module_xyz:f")
+    with pytest.raises(ValueError, match="has no attribute"):
+        load_model("hubstress_ext.batching.models:nope")
+    assert callable(load_model("hubstress_ext.batching.models:MLP"))
+
+
+@pytest.mark.parametrize(
+    "bad", [{"batch_size": 0}, {"max_wait_ms": -1}, {"max_queue": 0}, {"deadline_ms": 0}, {"batch_size": 2.5}]
+)
+def test_settings_validation(bad):
+    with pytest.raises(ValueError):
+        settings(**bad).validate()
