@@ -27,13 +27,19 @@ from typing import Any
 
 import numpy as np
 
+from hubstress_ext.batching.metrics import BatchHistograms
+
 log = logging.getLogger("hubstress.batching")
 
 Model = Callable[[list[Any]], Any]
 
 
 class QueueFull(Exception):
-    """Refused before enqueueing: the queue holds ``max_queue`` items."""
+    """Refused before enqueueing: the queue holds ``max_queue`` items (or is shutting down)."""
+
+
+class DeadlineExpired(Exception):
+    """The item's deadline passed while it was still queued; it never reached the model."""
 
 
 class ModelError(Exception):
@@ -52,11 +58,11 @@ class BatchSettings:
     deadline_ms: float = 30_000.0  # default per-request deadline; a client may only shorten it
 
     def validate(self) -> None:
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1 (got {self.batch_size!r})")
         if not _number(self.max_wait_ms) or self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be a number >= 0 (got {self.max_wait_ms!r})")
-        if not isinstance(self.max_queue, int) or self.max_queue < 1:
+        if not isinstance(self.max_queue, int) or isinstance(self.max_queue, bool) or self.max_queue < 1:
             raise ValueError(f"max_queue must be an integer >= 1 (got {self.max_queue!r})")
         if not _number(self.deadline_ms) or self.deadline_ms <= 0:
             raise ValueError(f"deadline_ms must be a number > 0 (got {self.deadline_ms!r})")
@@ -77,12 +83,13 @@ class Result:
     model_ms: float
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Pending:
     item: Any
     future: asyncio.Future
     enqueued: float  # loop.time()
     key: int = 0
+    expiry: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -99,6 +106,15 @@ class Stats:
     model_ms: deque = field(default_factory=lambda: deque(maxlen=10_000))
 
 
+def is_inline(model: Model) -> bool:
+    """A model marked ``inline = True`` is trusted to be near-instant and runs on the loop.
+
+    Thread hand-offs cost more than such a model's work (the built-in ``echo`` does none);
+    anything that computes must stay unmarked and run in the executor.
+    """
+    return bool(getattr(model, "inline", False))
+
+
 class Batcher:
     def __init__(
         self,
@@ -106,7 +122,6 @@ class Batcher:
         settings: BatchSettings | None = None,
         *,
         executor: concurrent.futures.Executor | None = None,
-        metrics: Any = None,
     ) -> None:
         self.model = model
         self.settings = settings or BatchSettings()
@@ -114,6 +129,7 @@ class Batcher:
         self._is_async = inspect.iscoroutinefunction(model) or inspect.iscoroutinefunction(
             type(model).__call__
         )
+        self._inline = not self._is_async and is_inline(model)
         self._executor = executor
         self._queue: OrderedDict[int, Pending] = OrderedDict()
         self._keys = itertools.count()
@@ -124,7 +140,7 @@ class Batcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self.stats = Stats()
-        self.metrics = metrics
+        self.histograms = BatchHistograms()  # exported by metrics.BatchCollector on scrape
 
     # -- intake ----------------------------------------------------------------------------
 
@@ -132,35 +148,53 @@ class Batcher:
     def depth(self) -> int:
         return len(self._queue)
 
-    def submit(self, item: Any) -> Pending:
-        """Enqueue (or raise QueueFull / RuntimeError when closed). Await ``pending.future``."""
+    def submit(self, item: Any, deadline_s: float | None = None) -> Pending:
+        """Enqueue, or raise QueueFull. Await ``pending.future`` for a Result.
+
+        The future fails with ModelError or DeadlineExpired, or is cancelled if the item is
+        withdrawn; ``deadline_s`` (default: the settings' deadline) counts from now.
+        """
         if self._closed or len(self._queue) >= self.settings.max_queue:
             self.stats.rejected += 1
-            self._observe_outcome("rejected")
-            if self._closed:
-                raise QueueFull("shutting down")
-            raise QueueFull(f"queue full ({self.settings.max_queue} waiting)")
+            raise QueueFull(
+                "shutting down" if self._closed else f"queue full ({self.settings.max_queue} waiting)"
+            )
         loop = asyncio.get_running_loop()
         pending = Pending(item, loop.create_future(), loop.time(), next(self._keys))
         self._queue[pending.key] = pending
         self.stats.accepted += 1
         self._idle.clear()
-        self._set_depth()
         self._maybe_dispatch()
+        if pending.key in self._queue:  # still waiting: arm its deadline
+            if deadline_s is None:
+                deadline_s = self.settings.deadline_ms / 1000.0
+            pending.expiry = loop.call_at(pending.enqueued + deadline_s, self._expire, pending)
         return pending
 
-    def withdraw(self, pending: Pending, reason: str) -> bool:
-        """Remove a still-queued item ('timed_out' or 'cancelled'); False if already dispatched."""
+    def _expire(self, pending: Pending) -> None:
+        pending.expiry = None
+        if self._remove(pending, "timed_out") and not pending.future.done():
+            pending.future.set_exception(DeadlineExpired("deadline expired while queued"))
+            pending.future.exception()  # retrieved: the handler may be gone
+
+    def withdraw(self, pending: Pending, reason: str = "cancelled") -> bool:
+        """Remove a still-queued item ('cancelled' or 'timed_out'); False if already dispatched."""
+        if not self._remove(pending, reason):
+            return False
+        if not pending.future.done():
+            pending.future.cancel()
+        return True
+
+    def _remove(self, pending: Pending, reason: str) -> bool:
         if self._queue.pop(pending.key, None) is None:
             return False
+        if pending.expiry is not None:
+            pending.expiry.cancel()
+            pending.expiry = None
         if reason == "timed_out":
             self.stats.timed_out += 1
         else:
             self.stats.cancelled += 1
-        self._observe_outcome(reason)
-        if not pending.future.done():
-            pending.future.cancel()
-        self._set_depth()
         self._check_idle()
         self._maybe_dispatch()  # the oldest item may have changed: re-arm the timer
         return True
@@ -168,22 +202,37 @@ class Batcher:
     # -- dispatch --------------------------------------------------------------------------
 
     def _maybe_dispatch(self) -> None:
-        if self._busy or not self._queue:
-            self._cancel_timer()
-            return
-        s = self.settings
+        """Dispatch every batch that is due now; otherwise arm one timer for the oldest item."""
         loop = asyncio.get_running_loop()
-        oldest = next(iter(self._queue.values()))
-        due = oldest.enqueued + s.max_wait_ms / 1000.0
-        if len(self._queue) >= s.batch_size or s.max_wait_ms == 0 or loop.time() >= due or self._closed:
+        while True:
+            if self._busy or not self._queue:
+                self._cancel_timer()
+                return
+            s = self.settings
+            if len(self._queue) < s.batch_size and s.max_wait_ms and not self._closed:
+                due = next(iter(self._queue.values())).enqueued + s.max_wait_ms / 1000.0
+                if loop.time() < due:  # not due yet: one timer, for the oldest item
+                    if self._timer is None or self._timer.when() != due:
+                        self._cancel_timer()
+                        self._timer = loop.call_at(due, self._on_timer)
+                    return
             self._cancel_timer()
+            batch = [self._take() for _ in range(min(s.batch_size, len(self._queue)))]
+            if self._inline:
+                start = loop.time()
+                outputs, failure = self._call_sync(batch)
+                self._complete(batch, outputs, failure, start, loop.time())
+                continue
             self._busy = True
-            batch = [self._queue.popitem(last=False)[1] for _ in range(min(s.batch_size, len(self._queue)))]
-            self._set_depth()
             loop.create_task(self._run_batch(batch))
-        elif self._timer is None or self._timer.when() != due:
-            self._cancel_timer()
-            self._timer = loop.call_at(due, self._on_timer)
+            return
+
+    def _take(self) -> Pending:
+        pending = self._queue.popitem(last=False)[1]
+        if pending.expiry is not None:
+            pending.expiry.cancel()
+            pending.expiry = None
+        return pending
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -194,57 +243,67 @@ class Batcher:
             self._timer.cancel()
             self._timer = None
 
+    def _call_sync(self, batch: list[Pending]) -> tuple[list | None, Exception | None]:
+        try:
+            return _checked(self.model([p.item for p in batch]), len(batch)), None
+        except Exception as exc:
+            return None, exc
+
     async def _run_batch(self, batch: list[Pending]) -> None:
         loop = asyncio.get_running_loop()
-        batch_id = next(self._batch_ids)
-        size = len(batch)
         start = loop.time()
         items = [p.item for p in batch]
         try:
             if self._is_async:
-                outputs = await self.model(items)
+                raw = await self.model(items)
             else:
-                outputs = await loop.run_in_executor(self._executor, self.model, items)
-            outputs = list(outputs) if outputs is not None else None
-            if outputs is None or len(outputs) != size:
-                got = "None" if outputs is None else len(outputs)
-                raise RuntimeError(f"model returned {got} results for a batch of {size}")
-            failure = None
+                raw = await loop.run_in_executor(self._executor, self.model, items)
+            outputs, failure = _checked(raw, len(batch)), None
         except Exception as exc:  # the batch fails, the batcher does not
-            failure = exc
-        model_ms = (loop.time() - start) * 1000.0
-        self._record_batch(size, model_ms)
-        error_id = uuid.uuid4().hex[:12]
-        if failure is not None:
-            log.error(
-                "model failed on batch %d (%d items), error id %s", batch_id, size, error_id, exc_info=failure
-            )
-        for i, pending in enumerate(batch):
-            queue_ms = (start - pending.enqueued) * 1000.0
-            self.stats.queue_wait_ms.append(queue_ms)
-            if self.metrics is not None:
-                self.metrics.queue_wait.observe(queue_ms / 1000.0)
-            if failure is not None:
-                self._resolve_error(pending, ModelError(f"model failed: {failure}", error_id))
-            elif isinstance(outputs[i], BaseException):
-                self._resolve_error(
-                    pending, ModelError(f"model failed for this item: {outputs[i]}", error_id)
-                )
-            else:
-                self.stats.served += 1
-                self._observe_outcome("served")
-                if not pending.future.done():
-                    pending.future.set_result(Result(outputs[i], batch_id, size, queue_ms, model_ms))
+            outputs, failure = None, exc
+        self._complete(batch, outputs, failure, start, loop.time())
         self._busy = False
         self._check_idle()
         self._maybe_dispatch()
 
-    def _resolve_error(self, pending: Pending, error: ModelError) -> None:
-        self.stats.errors += 1
-        self._observe_outcome("error")
-        if not pending.future.done():
-            pending.future.set_exception(error)
-            pending.future.exception()  # mark retrieved: the handler may be gone
+    def _complete(
+        self, batch: list[Pending], outputs: list | None, failure: Exception | None, start: float, end: float
+    ) -> None:
+        """Answer every member of a finished batch exactly once."""
+        size = len(batch)
+        batch_id = next(self._batch_ids)
+        model_ms = (end - start) * 1000.0
+        self._record_batch(size, model_ms)
+        error_id = ""
+        if failure is not None:
+            error_id = uuid.uuid4().hex[:12]
+            log.error(
+                "model failed on batch %d (%d items), error id %s", batch_id, size, error_id, exc_info=failure
+            )
+        waits = self.stats.queue_wait_ms
+        observe_wait = self.histograms.queue_wait.observe
+        for i, pending in enumerate(batch):
+            queue_ms = (start - pending.enqueued) * 1000.0
+            waits.append(queue_ms)
+            observe_wait(queue_ms / 1000.0)
+            output = outputs[i] if outputs is not None else None
+            if failure is not None or isinstance(output, BaseException):
+                if not error_id:
+                    error_id = uuid.uuid4().hex[:12]
+                message = (
+                    f"model failed: {failure}"
+                    if failure is not None
+                    else f"model failed for this item: {output}"
+                )
+                self.stats.errors += 1
+                if not pending.future.done():
+                    pending.future.set_exception(ModelError(message, error_id))
+                    pending.future.exception()  # retrieved: the handler may be gone
+            else:
+                self.stats.served += 1
+                if not pending.future.done():
+                    pending.future.set_result(Result(output, batch_id, size, queue_ms, model_ms))
+        self._check_idle()
 
     # -- configuration, shutdown, stats ------------------------------------------------------
 
@@ -262,7 +321,7 @@ class Batcher:
     async def close(self, grace: float = 10.0) -> int:
         """Stop intake; serve what is queued within ``grace`` seconds, then refuse the rest.
 
-        Returns how many queued items were refused (answered as 'shutting down').
+        Returns how many queued items were refused (their futures are cancelled).
         """
         self._closed = True
         self._maybe_dispatch()
@@ -270,11 +329,7 @@ class Batcher:
             await asyncio.wait_for(self._idle.wait(), grace)
             return 0
         except TimeoutError:
-            refused = 0
-            for pending in list(self._queue.values()):
-                if self.withdraw(pending, "cancelled"):
-                    refused += 1
-            return refused
+            return sum(self.withdraw(p, "cancelled") for p in list(self._queue.values()))
 
     def _check_idle(self) -> None:
         if not self._queue and not self._busy:
@@ -285,17 +340,8 @@ class Batcher:
         st.batches += 1
         st.batch_sizes[size] = st.batch_sizes.get(size, 0) + 1
         st.model_ms.append(model_ms)
-        if self.metrics is not None:
-            self.metrics.batch_size.observe(size)
-            self.metrics.model_time.observe(model_ms / 1000.0)
-
-    def _observe_outcome(self, outcome: str) -> None:
-        if self.metrics is not None:
-            self.metrics.requests.labels(outcome=outcome).inc()
-
-    def _set_depth(self) -> None:
-        if self.metrics is not None:
-            self.metrics.queue_depth.set(len(self._queue))
+        self.histograms.batch_size.observe(size)
+        self.histograms.model_time.observe(model_ms / 1000.0)
 
     def snapshot(self) -> dict[str, Any]:
         st = self.stats
@@ -314,6 +360,14 @@ class Batcher:
             "model_ms": _percentiles(st.model_ms),
             "settings": dict(self.settings.__dict__),
         }
+
+
+def _checked(outputs: Any, size: int) -> list:
+    results = list(outputs) if outputs is not None else None
+    if results is None or len(results) != size:
+        got = "None" if results is None else len(results)
+        raise RuntimeError(f"model returned {got} results for a batch of {size}")
+    return results
 
 
 def _percentiles(samples: deque) -> dict[str, float | None]:

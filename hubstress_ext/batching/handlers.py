@@ -12,7 +12,7 @@ import asyncio
 import json
 from typing import Any
 
-from hubstress_ext.batching.batcher import ModelError, Pending, QueueFull, now_ms
+from hubstress_ext.batching.batcher import DeadlineExpired, ModelError, Pending, QueueFull, now_ms
 from hubstress_ext.batching.service import BatchingService
 
 SERVICE_KEY = "hubstress_batching"
@@ -66,25 +66,21 @@ class BatchMixin(_Base):
         except BadInput as exc:
             self.reply(400, {"error": "bad_request", "message": str(exc)})
             return
-        batcher = service.batcher
         try:
-            self._pending = pending = batcher.submit(item)
+            self._pending = pending = service.batcher.submit(item, deadline_ms / 1000.0)
         except QueueFull as exc:
             self.reply(503, {"error": "busy", "message": str(exc)}, {"Retry-After": "1"})
             return
-        done, _ = await asyncio.wait({pending.future}, timeout=deadline_ms / 1000.0)
-        if not done:
-            if batcher.withdraw(pending, "timed_out"):
-                self.reply(504, {"error": "deadline", "message": f"not served within {deadline_ms:g} ms"})
-                return
-            await asyncio.wait({pending.future})  # already in a batch: its answer is coming
-        if pending.future.cancelled():
+        try:
+            result = await pending.future
+        except asyncio.CancelledError:
             return  # withdrawn because the client went away: nobody to answer
-        exc = pending.future.exception()
-        if isinstance(exc, ModelError):
+        except DeadlineExpired:
+            self.reply(504, {"error": "deadline", "message": f"not served within {deadline_ms:g} ms"})
+            return
+        except ModelError as exc:
             self.reply(500, {"error": "model_error", "message": str(exc), "error_id": exc.error_id})
             return
-        result = pending.future.result()
         resp_ts = now_ms()
         payload = {
             "rec_ts": ts,

@@ -19,6 +19,9 @@ def echo(items: list[dict]) -> list[None]:
     return [None] * len(items)
 
 
+echo.inline = True  # no work: a thread hand-off would cost more than the call (see Batcher)
+
+
 async def echo_async(items: list[dict]) -> list[None]:
     return [None] * len(items)
 

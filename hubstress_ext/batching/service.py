@@ -9,7 +9,7 @@ from typing import Any
 import psutil
 
 from hubstress_ext.batching.batcher import Batcher, BatchSettings
-from hubstress_ext.batching.metrics import batch_metrics
+from hubstress_ext.batching.metrics import collector
 from hubstress_ext.batching.models import load_model
 
 DEFAULT_MAX_BODY = 64 * 1024
@@ -25,7 +25,9 @@ class BatchingService:
         prometheus: bool = True,
     ) -> None:
         self.model_name = model
-        self.batcher = Batcher(load_model(model), settings, metrics=batch_metrics() if prometheus else None)
+        self.batcher = Batcher(load_model(model), settings)
+        if prometheus:
+            collector().batchers.add(self.batcher)
         self.max_body_bytes = max_body_bytes
         self._process = psutil.Process(os.getpid())
 

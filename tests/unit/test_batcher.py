@@ -255,3 +255,51 @@ def test_load_model_errors_are_specific():
 def test_settings_validation(bad):
     with pytest.raises(ValueError):
         settings(**bad).validate()
+
+
+@asyncio_test
+async def test_deadline_expires_while_queued_and_never_reaches_the_model():
+    from hubstress_ext.batching.batcher import DeadlineExpired
+
+    model = Recorder()
+    b = Batcher(model, settings(batch_size=10, max_wait_ms=10_000))
+    short = b.submit({"n": 0}, deadline_s=0.05)
+    long = b.submit({"n": 1})
+    with pytest.raises(DeadlineExpired):
+        await short.future
+    assert b.stats.timed_out == 1 and b.depth == 1
+    b.reconfigure(batch_size=1)
+    assert (await long.future).output == 10
+    assert model.batches == [[1]]
+    invariant(b)
+
+
+@asyncio_test
+async def test_inline_model_answers_without_a_thread_hop():
+    from hubstress_ext.batching.models import echo
+
+    b = Batcher(echo, settings(batch_size=1, max_wait_ms=0))
+    pending = b.submit({"n": 0})
+    assert pending.future.done()  # served synchronously inside submit
+    assert (await pending.future).output is None
+
+
+@asyncio_test
+async def test_prometheus_collector_exports_counts_and_buckets():
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from hubstress_ext.batching.metrics import BatchCollector
+
+    b = Batcher(Recorder(), settings(batch_size=2, max_wait_ms=10, max_queue=5))
+    await asyncio.gather(*(b.submit({"n": n}).future for n in range(5)))
+    registry = CollectorRegistry()
+    collector = BatchCollector()
+    collector.batchers.add(b)
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    assert 'hubstress_batch_requests_total{outcome="served"} 5.0' in text
+    assert "hubstress_batch_queue_depth 0.0" in text
+    assert 'hubstress_batch_size_bucket{le="1"} 1.0' in text  # batches of 2, 2 and 1
+    assert 'hubstress_batch_size_bucket{le="2"} 3.0' in text
+    assert "hubstress_batch_size_sum 5.0" in text
+    assert "hubstress_batch_queue_wait_seconds_count 5.0" in text

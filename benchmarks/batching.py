@@ -1,0 +1,190 @@
+"""Batching endpoint benchmark with wrk (Debian package), every figure from one run.
+
+1. Throughput at 64 connections: hubstress serve (echo, batch_size=1, max_wait_ms=0) vs a
+   plain Tornado handler that parses the same JSON (the ceiling) vs the seed service design.
+2. Idle CPU over 10 s: hubstress serve vs the seed service (its consumers busy-wait).
+3. Latency below saturation: batch_size=4, max_wait_ms=10 under 2 connections; p99 vs
+   max_wait + model p99 + 5 ms.
+4. The NumPy MLP model: throughput per batch size (changed at runtime through the config API).
+
+    python benchmarks/batching.py [--seconds 10] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).parent
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  return wrk.format(nil, nil, nil, '{"ts":' .. math.floor(os.time() * 1000) .. ',"url":"x"}')
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd: list[str], port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    give_up = time.monotonic() + 30
+    while time.monotonic() < give_up:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                time.sleep(0.3)
+                return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{cmd} did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def wrk(url: str, conns: int, seconds: float, script: Path) -> dict:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def lat(label: str) -> float:
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": lat("50"),
+        "p90_ms": lat("90"),
+        "p99_ms": lat("99"),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(1).strip() if errors else "",
+    }
+
+
+def idle_cpu_pct(pid: int, seconds: float) -> float:
+    proc = psutil.Process(pid)
+    before = sum(proc.cpu_times()[:2])
+    time.sleep(seconds)
+    return (sum(proc.cpu_times()[:2]) - before) / seconds * 100.0
+
+
+def ours_cmd(port: int, *args: str) -> list[str]:
+    return [sys.executable, "-m", "hubstress_ext", "serve", "--port", str(port), *args]
+
+
+def call(url: str, method: str = "GET", body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    with urllib.request.urlopen(urllib.request.Request(url, data=data, method=method)) as r:
+        return json.loads(r.read())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    secs = args.seconds
+    script = Path(tempfile.mkdtemp()) / "post.lua"
+    script.write_text(LUA)
+    result: dict = {}
+
+    port = free_port()
+    p = start([sys.executable, str(HERE / "plain_tornado.py"), str(port)], port)
+    result["plain_tornado"] = wrk(f"http://127.0.0.1:{port}/hubstress/batch", 64, secs, script)
+    stop(p)
+
+    port = free_port()
+    p = start(ours_cmd(port, "--batch-size", "1", "--max-wait-ms", "0", "--max-queue", "10000"), port)
+    result["hubstress_idle_cpu_pct"] = idle_cpu_pct(p.pid, secs)
+    result["hubstress_echo_bs1"] = wrk(f"http://127.0.0.1:{port}/hubstress/batch", 64, secs, script)
+    stop(p)
+
+    port = free_port()
+    p = start([sys.executable, str(HERE / "seed_service.py"), str(port), "10"], port)
+    result["seed_idle_cpu_pct"] = idle_cpu_pct(p.pid, secs)
+    result["seed_service"] = wrk(f"http://127.0.0.1:{port}/testB", 64, secs, script)
+    stop(p)
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/hubstress/batch"
+    p = start(ours_cmd(port, "--batch-size", "4", "--max-wait-ms", "10"), port)
+    light = wrk(base, 2, secs, script)
+    model_p99 = call(base + "/stats")["model_ms"]["p99"]
+    light.update(max_wait_ms=10, model_p99_ms=model_p99, bound_ms=10 + model_p99 + 5)
+    result["below_saturation"] = light
+    stop(p)
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/hubstress/batch"
+    p = start(ours_cmd(port, "--model", "mlp", "--max-wait-ms", "5", "--max-queue", "10000"), port)
+    mlp = {}
+    for bs in (1, 4, 16, 64):
+        call(base + "/config", "PATCH", {"batch_size": bs})
+        mlp[bs] = wrk(base, 64, max(secs * 0.6, 3), script)
+    stop(p)
+    result["mlp"] = mlp
+
+    plain, ours, seed = result["plain_tornado"], result["hubstress_echo_bs1"], result["seed_service"]
+    print(f"\nwrk, 1 thread, 64 connections, {secs:g} s each (server and wrk share the 2 cores):")
+    print(f"{'server':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    for name, r in (
+        ("plain Tornado handler (ceiling)", plain),
+        ("hubstress serve (echo, bs=1)", ours),
+        ("seed service design (bs=10)", seed),
+    ):
+        print(f"{name:<34}{r['rps']:>9.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['non_2xx']:>9}")
+    print(
+        f"hubstress / plain: {ours['rps'] / plain['rps']:.2f}   "
+        f"hubstress / seed: {ours['rps'] / seed['rps']:.1f}x"
+    )
+    print(
+        f"idle CPU over {secs:g} s: hubstress {result['hubstress_idle_cpu_pct']:.2f}%, "
+        f"seed {result['seed_idle_cpu_pct']:.0f}%"
+    )
+    print(
+        f"below saturation (bs=4, max_wait=10 ms, 2 connections): p99 {light['p99_ms']:.1f} ms "
+        f"<= bound {light['bound_ms']:.1f} ms: {light['p99_ms'] <= light['bound_ms']}"
+    )
+    print("MLP model (max_wait 5 ms, 64 connections):")
+    for bs, r in mlp.items():
+        print(
+            f"  batch_size={bs:<3} {r['rps']:>8.0f} req/s  p99 {r['p99_ms']:.1f} ms  "
+            f"({r['rps'] / mlp[1]['rps']:.2f}x bs=1)"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
