@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,9 +21,12 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
+# Benchmarks (not part of the tests): need Debian's wrk and the bench extra (flask, httpx).
 bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) benchmarks/spawn_storm.py
 	$(PY) benchmarks/http_clients.py
+	$(PY) benchmarks/batching.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
