@@ -195,7 +195,6 @@ class Batcher:
             self.stats.timed_out += 1
         else:
             self.stats.cancelled += 1
-        self._check_idle()
         self._maybe_dispatch()  # the oldest item may have changed: re-arm the timer
         return True
 
@@ -207,6 +206,8 @@ class Batcher:
         while True:
             if self._busy or not self._queue:
                 self._cancel_timer()
+                if not self._busy:
+                    self._idle.set()  # every state change ends here: the one place idleness is known
                 return
             s = self.settings
             if len(self._queue) < s.batch_size and s.max_wait_ms and not self._closed:
@@ -263,7 +264,6 @@ class Batcher:
             outputs, failure = None, exc
         self._complete(batch, outputs, failure, start, loop.time())
         self._busy = False
-        self._check_idle()
         self._maybe_dispatch()
 
     def _complete(
@@ -303,7 +303,6 @@ class Batcher:
                 self.stats.served += 1
                 if not pending.future.done():
                     pending.future.set_result(Result(output, batch_id, size, queue_ms, model_ms))
-        self._check_idle()
 
     # -- configuration, shutdown, stats ------------------------------------------------------
 
@@ -330,10 +329,6 @@ class Batcher:
             return 0
         except TimeoutError:
             return sum(self.withdraw(p, "cancelled") for p in list(self._queue.values()))
-
-    def _check_idle(self) -> None:
-        if not self._queue and not self._busy:
-            self._idle.set()
 
     def _record_batch(self, size: int, model_ms: float) -> None:
         st = self.stats

@@ -21,7 +21,7 @@ import pandas as pd
 
 from hubstress_ext.engine.options import HubOptions
 from hubstress_ext.engine.progress import Progress
-from hubstress_ext.http.client import HttpClient, Response
+from hubstress_ext.http.client import HttpClient
 from hubstress_ext.http.retry import Deadline, RetryPolicy
 from hubstress_ext.hub.api import HubAPI, HubError
 from hubstress_ext.results.lifecycle import LifecycleTable
@@ -47,6 +47,7 @@ class Run:
         self.finished_at: float | None = None
         self.meta: dict[str, Any] = {}
         self.saved_to: Path | None = None
+        self.sandbox: Any = None  # the Sandbox, while a --sandbox run is live
         self._loop: asyncio.AbstractEventLoop | None = None
         self._load_task: asyncio.Task | None = None
         self._teardown_task: asyncio.Task | None = None
@@ -197,7 +198,3 @@ class Run:
 
         self.saved_to = save_run(self, directory)
         return self.saved_to
-
-
-def describe_failure(resp: Response) -> str:
-    return resp.reason()

@@ -137,9 +137,7 @@ class HubAPI:
 
 
 def _has_admin_user_scopes(scopes: set[str]) -> bool:
-    if "admin:users" in scopes or "users" in scopes and "servers" in scopes:
-        return True
-    # expanded scope lists name the sub-scopes instead
-    return {"admin:users", "admin:servers"} <= scopes or (
+    """admin:users, or (expanded or filtered) users* and servers* scopes together."""
+    return "admin:users" in scopes or (
         any(s.startswith("users") for s in scopes) and any(s.startswith("servers") for s in scopes)
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os.path
 import time
 
 from hubstress_ext.engine.progress import Progress
@@ -118,7 +119,5 @@ async def delete_users(
 
 
 def _common_prefix(names: set[str]) -> str | None:
-    import os.path
-
     prefix = os.path.commonprefix(sorted(names)) if names else ""
     return prefix or None

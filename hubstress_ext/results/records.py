@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -77,8 +76,3 @@ def records_to_frame(records: Iterable[Record]) -> pd.DataFrame:
     if not df.empty:
         df["status"] = df["status"].astype("Int64")
     return df
-
-
-def now() -> tuple[float, float]:
-    """(wall epoch seconds, monotonic seconds) taken together."""
-    return time.time(), time.perf_counter()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,7 +89,3 @@ def load_run(path: str | Path) -> SavedRun:
         df["status"] = df["status"].astype("Int64")
     users = pd.read_csv(path / USERS) if (path / USERS).is_file() else pd.DataFrame()
     return SavedRun(path, meta, df, users)
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
