@@ -161,8 +161,15 @@ class Batcher:
             )
         loop = asyncio.get_running_loop()
         pending = Pending(item, loop.create_future(), loop.time(), next(self._keys))
-        self._queue[pending.key] = pending
         self.stats.accepted += 1
+        if self._inline and not self._queue and not self._busy:
+            # Nothing queued and a near-instant model: this item is a whole batch by itself
+            # right now (a batch is due when full, or at once when greedy); skip the queue.
+            s = self.settings
+            if s.batch_size == 1 or not s.max_wait_ms:
+                self._serve_inline([pending], loop)
+                return pending
+        self._queue[pending.key] = pending
         self._idle.clear()
         self._maybe_dispatch()
         if pending.key in self._queue:  # still waiting: arm its deadline
@@ -220,9 +227,7 @@ class Batcher:
             self._cancel_timer()
             batch = [self._take() for _ in range(min(s.batch_size, len(self._queue)))]
             if self._inline:
-                start = loop.time()
-                outputs, failure = self._call_sync(batch)
-                self._complete(batch, outputs, failure, start, loop.time())
+                self._serve_inline(batch, loop)
                 continue
             self._busy = True
             loop.create_task(self._run_batch(batch))
@@ -244,11 +249,13 @@ class Batcher:
             self._timer.cancel()
             self._timer = None
 
-    def _call_sync(self, batch: list[Pending]) -> tuple[list | None, Exception | None]:
+    def _serve_inline(self, batch: list[Pending], loop: asyncio.AbstractEventLoop) -> None:
+        start = loop.time()
         try:
-            return _checked(self.model([p.item for p in batch]), len(batch)), None
-        except Exception as exc:
-            return None, exc
+            outputs, failure = _checked(self.model([p.item for p in batch]), len(batch)), None
+        except Exception as exc:  # the batch fails, the batcher does not
+            outputs, failure = None, exc
+        self._complete(batch, outputs, failure, start, loop.time())
 
     async def _run_batch(self, batch: list[Pending]) -> None:
         loop = asyncio.get_running_loop()
@@ -282,6 +289,15 @@ class Batcher:
             )
         waits = self.stats.queue_wait_ms
         observe_wait = self.histograms.queue_wait.observe
+        if failure is None and not any(isinstance(o, BaseException) for o in outputs):  # type: ignore[union-attr]
+            self.stats.served += size
+            for pending, output in zip(batch, outputs, strict=True):  # type: ignore[arg-type]
+                queue_s = start - pending.enqueued
+                waits.append(queue_s * 1000.0)
+                observe_wait(queue_s)
+                if not pending.future.done():
+                    pending.future.set_result(Result(output, batch_id, size, queue_s * 1000.0, model_ms))
+            return
         for i, pending in enumerate(batch):
             queue_ms = (start - pending.enqueued) * 1000.0
             waits.append(queue_ms)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
 from typing import Any
 
 from hubstress_ext.batching.batcher import DeadlineExpired, ModelError, Pending, QueueFull, now_ms
@@ -47,12 +48,15 @@ class BadInput(ValueError):
 class BatchMixin(_Base):
     _pending: Pending | None = None
 
-    async def post(self) -> None:
+    def post(self) -> Awaitable[None] | None:
+        """Validate, enqueue, answer. Not a coroutine on purpose: with an inline model and an
+        idle queue the item is served during ``submit``, and answering at once skips a
+        coroutine per request (measurable at batch size 1)."""
         service = self.service
         body = self.request.body  # type: ignore[attr-defined]
         if len(body) > service.max_body_bytes:
             self.reply(413, {"error": "too_large", "message": f"body over {service.max_body_bytes} bytes"})
-            return
+            return None
         try:
             item = self.json_body()
             deadline_ms = self._deadline_ms()
@@ -65,22 +69,37 @@ class BatchMixin(_Base):
                 raise BadInput(f"'ts' must be an integer number of milliseconds (got {ts!r})")
         except BadInput as exc:
             self.reply(400, {"error": "bad_request", "message": str(exc)})
-            return
+            return None
         try:
             self._pending = pending = service.batcher.submit(item, deadline_ms / 1000.0)
         except QueueFull as exc:
             self.reply(503, {"error": "busy", "message": str(exc)}, {"Retry-After": "1"})
-            return
+            return None
+        if pending.future.done():
+            self._answer(pending.future, ts, deadline_ms)
+            return None
+        return self._answer_later(pending.future, ts, deadline_ms)
+
+    async def _answer_later(self, future: asyncio.Future, ts: int, deadline_ms: float) -> None:
         try:
-            result = await pending.future
-        except asyncio.CancelledError:
+            await future
+        except (asyncio.CancelledError, Exception):
+            pass  # every outcome, failures included, is read from the future by _answer
+        self._answer(future, ts, deadline_ms)
+
+    def _answer(self, future: asyncio.Future, ts: int, deadline_ms: float) -> None:
+        if future.cancelled():
             return  # withdrawn because the client went away: nobody to answer
-        except DeadlineExpired:
+        exc = future.exception()
+        if isinstance(exc, DeadlineExpired):
             self.reply(504, {"error": "deadline", "message": f"not served within {deadline_ms:g} ms"})
             return
-        except ModelError as exc:
+        if isinstance(exc, ModelError):
             self.reply(500, {"error": "model_error", "message": str(exc), "error_id": exc.error_id})
             return
+        if exc is not None:
+            raise exc
+        result = future.result()
         resp_ts = now_ms()
         payload = {
             "rec_ts": ts,
@@ -97,9 +116,11 @@ class BatchMixin(_Base):
 
     def _deadline_ms(self) -> float:
         default = self.service.batcher.settings.deadline_ms
-        raw = self.request.headers.get(DEADLINE_HEADER)  # type: ignore[attr-defined]
-        if raw is None:
+        # get_list: a plain .get() raises and catches KeyError inside when the header is absent
+        values = self.request.headers.get_list(DEADLINE_HEADER)  # type: ignore[attr-defined]
+        if not values:
             return default
+        raw = values[-1]
         try:
             asked = float(raw)
         except ValueError:

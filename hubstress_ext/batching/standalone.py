@@ -82,6 +82,7 @@ async def serve(
     # Everything allocated so far (tornado, numpy, the CLI's pandas...) lives for the whole
     # process: freezing it keeps the cyclic GC's full passes from re-walking it per request.
     gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     await stop.wait()
     server.stop()  # no new connections
     refused = await service.batcher.close(grace)

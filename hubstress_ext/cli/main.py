@@ -222,9 +222,111 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="413 above this (default 65536)")
     p.add_argument("--model", default="echo", help="echo, echo-async, mlp or module:function (default echo)")
 
+    _load_parsers(subs)
+
     p = subs.add_parser("report", help="print the summary of a saved run")
     p.add_argument("run_dir", help="a directory written by --save")
     return parser
+
+
+def _load_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("url", help="the endpoint, e.g. http://127.0.0.1:8765/hubstress/batch")
+    p.add_argument(
+        "--template",
+        default=None,
+        metavar="JSON",
+        help='request body: a JSON object (or @file); "ts" is set to now (ms) per request',
+    )
+    p.add_argument("--method", default="POST", help="HTTP method (default POST; GET sends no body)")
+    p.add_argument("--timeout", type=float, default=10.0, help="timeout of one request in s (default 10)")
+    p.add_argument("--token", default=None, help="Jupyter server token (env JUPYTER_TOKEN); never printed")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--save", default=None, metavar="DIR", help="save the run (records, summary) under DIR")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def _load_parsers(subs) -> None:
+    p = subs.add_parser("bench", help="load an HTTP endpoint (closed loop, or open loop with --rate)")
+    _load_common(p)
+    p.add_argument("--workers", type=int, default=64, help="closed loop: concurrent workers (default 64)")
+    p.add_argument("--duration", type=float, default=None, help="seconds to run (default 10)")
+    p.add_argument("--requests", type=int, default=None, help="stop after this many requests")
+    p.add_argument("--rate", type=float, default=None, help="open loop: schedule this many requests/s")
+    p.add_argument(
+        "--arrival",
+        choices=("constant", "poisson"),
+        default="constant",
+        help="open loop: evenly spaced or Poisson arrivals (default constant)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        help="open loop: connections at most; beyond, requests wait (and that counts) (default 1000)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="open loop: random seed of Poisson arrivals")
+
+    p = subs.add_parser("sweep", help="measure QPS/latency/CPU over workers x endpoint batch size")
+    _load_common(p)
+    p.add_argument("--workers", default="8,32,128", help="worker counts, comma-separated (default 8,32,128)")
+    p.add_argument(
+        "--batch-size",
+        default=None,
+        dest="batch_sizes",
+        help="endpoint batch sizes, comma-separated (set through its config API); default: leave as is",
+    )
+    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per cell (default 5)")
+    p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per cell (default 1)")
+    p.add_argument(
+        "--max-p99-ms", type=float, default=None, help="best cell: highest QPS with p99 under this"
+    )
+
+
+def _load_options(args: argparse.Namespace):
+    from hubstress_ext.loadgen.options import LoadOptions, SweepOptions, parse_int_list
+
+    common = dict(
+        url=args.url, method=args.method, template=args.template, timeout=args.timeout, token=args.token
+    )
+    if args.command == "bench":
+        return LoadOptions(
+            **common,
+            workers=args.workers,
+            duration=args.duration,
+            requests=args.requests,
+            rate=args.rate,
+            arrival=args.arrival,
+            max_connections=args.max_connections,
+            seed=args.seed,
+        ).resolve()
+    return SweepOptions(
+        **common,
+        workers=parse_int_list(args.workers, "--workers"),
+        batch_sizes=parse_int_list(args.batch_sizes, "--batch-size") if args.batch_sizes else None,
+        duration=args.duration,
+        warmup=args.warmup,
+        max_p99_ms=args.max_p99_ms,
+    ).resolve()
+
+
+def _load(args: argparse.Namespace) -> int:
+    """``bench`` and ``sweep``: the same run objects the notebook front ends drive."""
+    from hubstress_ext.cli.output import print_load_report
+    from hubstress_ext.loadgen.run import BenchRun
+    from hubstress_ext.loadgen.sweep import SweepRun
+
+    try:
+        options = _load_options(args)
+    except OptionError as exc:
+        print(f"hubstress: error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.verbose, None, [options.token or ""])
+    run = BenchRun(options) if args.command == "bench" else SweepRun(options)
+    _execute_with_signals(run, cleanup=False)
+    print_load_report(run, as_json=args.json)
+    if args.save:
+        print(f"saved run to {run.save(args.save)}", file=sys.stderr if args.json else sys.stdout)
+    return run.exit_code
 
 
 def _options(args: argparse.Namespace) -> HubOptions:
@@ -279,7 +381,16 @@ def make_run(options: HubOptions, command: str) -> Run:
 
 def _split_optional_path(argv: list[str]) -> list[str]:
     """``--log-to-file stress-test`` means "no PATH", not "a file named stress-test"."""
-    commands = {"stress-test", "activity-stress-test", "purge", "sandbox", "report", "serve"}
+    commands = {
+        "stress-test",
+        "activity-stress-test",
+        "purge",
+        "sandbox",
+        "report",
+        "serve",
+        "bench",
+        "sweep",
+    }
     out = list(argv)
     for i, arg in enumerate(out[:-1]):
         if arg == "--log-to-file" and out[i + 1] in commands:
@@ -297,6 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(args.run_dir)
     if args.command == "serve":
         return _serve(args)
+    if args.command in ("bench", "sweep"):
+        return _load(args)
     try:
         if args.command == "sandbox":
             return _sandbox(args)
@@ -316,8 +429,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run.exit_code
 
 
-def _execute_with_signals(run: Run) -> None:
-    """Ctrl-C once: stop and clean up. Twice: leave at once (``purge`` finds the leftovers)."""
+def _execute_with_signals(run: Run, cleanup: bool = True) -> None:
+    """Ctrl-C once: stop and clean up. Twice: leave at once (``purge`` finds the leftovers).
+
+    Loads with nothing to clean up (``cleanup=False``) stop sending at once and keep what
+    they measured.
+    """
 
     async def go() -> None:
         loop = asyncio.get_running_loop()
@@ -326,13 +443,15 @@ def _execute_with_signals(run: Run) -> None:
         def on_signal() -> None:
             nonlocal presses
             presses += 1
-            if presses == 1:
+            if presses == 1 and not cleanup:
+                print("\ninterrupted: stopping, keeping what was measured", file=sys.stderr, flush=True)
+            elif presses == 1:
                 print(
                     "\ninterrupted: stopping and cleaning up (Ctrl-C again to leave at once)",
                     file=sys.stderr,
                     flush=True,
                 )
-            elif presses == 2:
+            elif presses == 2 and cleanup:
                 print(
                     "\nleaving now: run `hubstress purge` to remove what is left",
                     file=sys.stderr,

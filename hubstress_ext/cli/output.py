@@ -76,6 +76,15 @@ def print_report(run: Run) -> None:
 def print_saved_report(saved: SavedRun) -> None:
     meta = saved.meta
     print(f"hubstress {saved.scenario}: {meta.get('status')} (saved run {saved.path})")
+    if saved.scenario == "bench":
+        _print_bench(meta.get("meta", {}).get("stats") or {"requests": 0, "ok": 0, "errors": {}})
+        return
+    if saved.scenario == "sweep":
+        print(format_table(saved.cells_df.drop(columns=["errors_by_reason"], errors="ignore")))
+        best = meta.get("meta", {}).get("best")
+        if best:
+            print(f"\nbest: workers={best['workers']} batch_size={best['batch_size']} -> {best['qps']:g} QPS")
+        return
     opts = meta.get("options", {})
     shown = {k: opts[k] for k in ("count", "batch_size", "workers", "profile") if opts.get(k)}
     if shown:
@@ -102,3 +111,87 @@ def _print_tables(scenario: str, summary: pd.DataFrame, users: pd.DataFrame) -> 
             print()
             print("failures by reason:")
             print(format_table(failures))
+
+
+def print_load_report(run, as_json: bool = False) -> None:
+    """``bench`` / ``sweep`` results: a table, or one JSON object on stdout with ``--json``."""
+    import json
+
+    if run.scenario == "sweep":
+        doc = {
+            "status": run.status,
+            "error": run.error,
+            "cells": json.loads(run.df.to_json(orient="records")),
+            "best": run.best(),
+        }
+    else:
+        doc = {"status": run.status, "error": run.error, **run.stats}
+    if as_json:
+        print(json.dumps(doc, default=str))
+        return
+    print()
+    print(f"hubstress {run.scenario}: {run.status} against {run.options.url}")
+    if run.error:
+        print(f"error: {run.error}")
+    if run.scenario == "sweep":
+        _print_sweep(run)
+    elif run.stats:
+        _print_bench(run.stats)
+
+
+def _print_bench(stats: dict) -> None:
+    if not stats.get("requests"):
+        print("(no requests recorded)")
+        return
+    rows = [
+        ("requests", stats["requests"]),
+        ("ok", stats["ok"]),
+        ("failed", stats["failed"]),
+        ("QPS (ok/s)", stats["qps"]),
+        ("latency p50 / p90 / p99 / max ms", _slash(stats, "p50_ms", "p90_ms", "p99_ms", "max_ms")),
+        ("server ts_diff mean / p99 ms", _slash(stats, "ts_diff_mean_ms", "ts_diff_p99_ms")),
+        ("elapsed s", stats["elapsed_s"]),
+        ("client CPU % / µs per request", _slash(stats, "client_cpu_pct", "client_cpu_us_per_request")),
+    ]
+    if "batch_size_mean" in stats:
+        rows.append(("server batch size (mean)", stats["batch_size_mean"]))
+    if "target_rate" in stats:
+        rows.append(
+            ("open loop: asked / sent rate", f"{stats['target_rate']:g} / {stats['send_rate']:g} per s")
+        )
+        rows.append(("open loop: scheduler lag p99 ms", stats["scheduler_lag_p99_ms"]))
+        rows.append(("open loop: waited for a connection", stats["waited_for_connection"]))
+    print(format_table(pd.DataFrame(rows, columns=["", "value"]).set_index("")))
+    if stats["errors"]:
+        print("\nfailures by reason:")
+        for reason, count in sorted(stats["errors"].items(), key=lambda kv: -kv[1]):
+            print(f"  {reason}: {count}")
+    if stats.get("generator_behind"):
+        print(
+            "\nWARNING: the generator could not keep the asked rate (scheduler lag p99 "
+            f"{stats['scheduler_lag_p99_ms']:g} ms, sent {stats['send_rate']:g}/s "
+            f"of {stats['target_rate']:g}/s); latencies still count from the intended send times"
+        )
+
+
+def _print_sweep(run) -> None:
+    summary = run.summary()
+    if summary.empty:
+        print("(no cell finished)")
+        return
+    print()
+    print(format_table(summary))
+    best = run.best()
+    limit = run.options.max_p99_ms
+    if best is None:
+        print(f"\nno cell had p99 <= {limit:g} ms" if limit else "\nno cell succeeded")
+    else:
+        where = f" with p99 <= {limit:g} ms" if limit else ""
+        print(
+            f"\nbest{where}: workers={best['workers']} batch_size={best['batch_size']} "
+            f"-> {best['qps']:g} QPS, p99 {best['p99_ms']:g} ms"
+        )
+
+
+def _slash(stats: dict, *keys: str) -> str:
+    return " / ".join("-" if stats.get(k) is None else f"{stats[k]:g}" for k in keys)

@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
+from hubstress_ext.engine.run import RunError
 from hubstress_ext.http.client import HttpClient, Response
 
 MARKER_GROUP = "hubstress"  # every user this tool creates joins it; purge requires it
 PAGE_LIMIT = 200  # JupyterHub's default api_page_max_limit
 
 
-class HubError(Exception):
+class HubError(RunError):
     """A hub answer the run cannot continue from (bad token, unreachable hub...)."""
 
 

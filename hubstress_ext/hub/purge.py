@@ -7,15 +7,15 @@ the marker group the tool joins every user to at creation.
 from __future__ import annotations
 
 from hubstress_ext.engine.options import PurgeOptions
-from hubstress_ext.engine.run import Run
 from hubstress_ext.hub.api import HubAPI
 from hubstress_ext.hub.names import ours
+from hubstress_ext.hub.run import HubRun
 from hubstress_ext.hub.teardown import delete_users, stop_servers
 
 PURGE_STOP_TIMEOUT = 300.0
 
 
-class PurgeRun(Run):
+class PurgeRun(HubRun):
     scenario = "purge"
     options: PurgeOptions
 

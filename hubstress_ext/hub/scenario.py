@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from hubstress_ext.engine.options import HubOptions
-from hubstress_ext.engine.run import Run
 from hubstress_ext.hub.api import HubAPI
 from hubstress_ext.hub.names import allocate_names
+from hubstress_ext.hub.run import HubRun
 from hubstress_ext.hub.teardown import create_users, delete_users
 
 
-class UserScenario(Run):
+class UserScenario(HubRun):
     def __init__(self, options: HubOptions) -> None:
         super().__init__(options)
         self.created: list[str] = []

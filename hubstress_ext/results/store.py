@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 META = "meta.json"
 RECORDS = "records.csv"
 USERS = "users.csv"
+CELLS = "cells.csv"
 
 
 def save_run(run: Run, directory: str | Path) -> Path:
@@ -48,10 +49,9 @@ def save_run(run: Run, directory: str | Path) -> Path:
     if token and token in text:  # defence in depth: a token must never reach disk
         text = text.replace(token, "***")
     (path / META).write_text(text + "\n")
-    run.df.to_csv(path / RECORDS, index=False)
-    users = run.users_df
-    if not users.empty:
-        users.to_csv(path / USERS, index=False)
+    for stem, frame in run.frames().items():
+        if not frame.empty:
+            frame.to_csv(path / f"{stem}.csv", index=False)
     return path
 
 
@@ -61,6 +61,7 @@ class SavedRun:
     meta: dict[str, Any]
     df: pd.DataFrame
     users_df: pd.DataFrame = field(default_factory=pd.DataFrame)
+    cells_df: pd.DataFrame = field(default_factory=pd.DataFrame)  # a sweep's cells
 
     @property
     def scenario(self) -> str:
@@ -73,6 +74,10 @@ class SavedRun:
 
         if self.scenario == "stress-test" and not self.users_df.empty:
             return phase_table(self.df, self.users_df)
+        if self.scenario == "bench":
+            return pd.DataFrame([self.meta.get("meta", {}).get("stats", {})])
+        if self.scenario == "sweep":
+            return self.cells_df
         return summarize(self.df)
 
 
@@ -88,4 +93,5 @@ def load_run(path: str | Path) -> SavedRun:
     if "status" in df:
         df["status"] = df["status"].astype("Int64")
     users = pd.read_csv(path / USERS) if (path / USERS).is_file() else pd.DataFrame()
-    return SavedRun(path, meta, df, users)
+    cells = pd.read_csv(path / CELLS) if (path / CELLS).is_file() else pd.DataFrame()
+    return SavedRun(path, meta, df, users, cells)

@@ -1,0 +1,77 @@
+"""The batching endpoint's control API, as the sweep uses it: config (GET/PATCH) and stats.
+
+Found from the load URL: ``.../hubstress/batch`` -> ``.../hubstress/batch/config`` and
+``/stats``; the seed's alias ``/testB`` -> ``/hubstress/batch/...`` on the same server. Any other
+URL, or one whose config answer is not ours, has no control API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+
+from hubstress_ext.engine.run import RunError
+
+
+def control_base(url: str) -> str:
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    if path.endswith("/hubstress/batch"):
+        base = path
+    elif path.endswith("/testB"):
+        base = path[: -len("/testB")] + "/hubstress/batch"
+    else:
+        base = path + "/hubstress/batch"  # unlikely to exist; probe() says so
+    return urlunsplit((parts.scheme, parts.netloc, base, "", ""))
+
+
+class EndpointControl:
+    def __init__(self, url: str, headers: dict[str, str] | None = None, timeout: float = 10.0) -> None:
+        self.base = control_base(url)
+        self._headers = headers or {}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> EndpointControl:
+        self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def probe(self) -> dict[str, Any] | None:
+        """The endpoint's settings, or None when the URL has no hubstress control API."""
+        try:
+            config = await self._call("GET", "/config")
+        except (RunError, aiohttp.ClientError, TimeoutError):
+            return None
+        return config if isinstance(config, dict) and "batch_size" in config else None
+
+    async def set_batch_size(self, size: int) -> dict[str, Any]:
+        return await self._call("PATCH", "/config", {"batch_size": size})
+
+    async def configure(self, **settings: Any) -> dict[str, Any]:
+        return await self._call("PATCH", "/config", settings)
+
+    async def stats(self) -> dict[str, Any]:
+        return await self._call("GET", "/stats")
+
+    async def _call(self, method: str, path: str, body: dict | None = None) -> Any:
+        assert self._session is not None, "use EndpointControl as an async context manager"
+        url = self.base + path
+        async with self._session.request(method, url, json=body) as resp:
+            if resp.status in (401, 403):
+                raise RunError(
+                    f"{method} {url}: {resp.status} (the endpoint wants a token: --token or JUPYTER_TOKEN)"
+                )
+            try:
+                doc = await resp.json(content_type=None)
+            except ValueError:
+                raise RunError(f"{method} {url}: {resp.status}, not a JSON answer") from None
+            if resp.status >= 400:
+                message = doc.get("message") if isinstance(doc, dict) else None
+                raise RunError(f"{method} {url}: {resp.status} {message or ''}".rstrip())
+            return doc

@@ -1,0 +1,308 @@
+"""The two load models, driven entirely by connection callbacks (no task per request).
+
+* ``ClosedLoop``: N workers, each with its own connection, send the next request as soon as
+  the previous answer arrives (the seed client's model; throughput is what the server allows).
+* ``OpenLoop``: requests are *scheduled* at a rate (constant or Poisson) whatever the answers;
+  a request waits for a free connection if all are busy, and its latency counts from the
+  moment it was scheduled, so a stalling server cannot hide its tail (coordinated omission).
+  How late the scheduler itself was is kept apart, to tell when the generator fell behind.
+
+Both are bounded by a request count and a deadline. ``stop()`` ends sending at once; requests
+still in flight get ``grace`` seconds, then are recorded as "unfinished", so every request
+sent is in the records exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+from hubstress_ext.loadgen.connection import CONNECTION, Connection, Target
+from hubstress_ext.loadgen.recorder import Recorder, outcome_of
+
+log = logging.getLogger("hubstress.loadgen")
+
+UNFINISHED = "unfinished"
+MAX_BACKOFF = 1.0
+
+
+class _Loop:
+    def __init__(
+        self,
+        target: Target,
+        body: Callable[[], bytes | None],
+        recorder: Recorder,
+        *,
+        requests: int | None,
+        deadline: float,
+        timeout: float,
+    ) -> None:
+        self.target = target
+        self.body = body
+        self.recorder = recorder
+        self.remaining = requests if requests is not None else 1 << 62
+        self.deadline = deadline  # monotonic time after which nothing new is sent
+        self.timeout = timeout
+        self.stopping = False
+        self.connections: set[Connection] = set()
+        self._loop = asyncio.get_running_loop()
+        self._drained: asyncio.Future | None = None
+        self._wake: asyncio.Future = self._loop.create_future()
+        self._sleeper: asyncio.Future | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    def stop(self) -> None:
+        """Send nothing more; what is in flight gets the caller's grace period."""
+        self.stopping = True
+        self._wake_up()
+        self._check_drained()
+
+    def _wake_up(self) -> None:
+        if not self._wake.done():
+            self._wake.set_result(None)
+        if self._sleeper is not None and not self._sleeper.done():
+            self._sleeper.set_result(None)
+
+    async def _sleep(self, delay: float) -> None:
+        """Sleep that ``stop()`` cuts short (one future and one timer, no task)."""
+        self._sleeper = fut = self._loop.create_future()
+        handle = self._loop.call_later(delay, _resolve, fut)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+
+    def _may_send(self) -> bool:
+        return not self.stopping and self.remaining > 0 and time.monotonic() < self.deadline
+
+    def _in_flight(self) -> int:
+        return sum(1 for c in self.connections if c.busy)
+
+    def _check_drained(self) -> None:
+        if self._drained is not None and not self._drained.done() and self._is_drained():
+            self._drained.set_result(None)
+
+    def _is_drained(self) -> bool:
+        raise NotImplementedError
+
+    def _spawn(self, coro) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _open(self, on_done) -> Connection | None:
+        """A new connection, or None (recorded as a connection error by the caller)."""
+        try:
+            conn = await Connection.open(self.target, on_done, self.timeout)
+        except (OSError, TimeoutError) as exc:
+            log.debug("connect to %s:%s failed: %s", self.target.host, self.target.port, exc)
+            return None
+        self.connections.add(conn)
+        return conn
+
+    def _send(self, conn: Connection, intended: float) -> None:
+        conn.user = (intended, time.monotonic())
+        body = self.body()
+        conn.send(self.target.request_bytes(body))
+
+    def _record(self, conn: Connection, status: int, body: bytes, error: str | None) -> None:
+        intended, sent = conn.user  # type: ignore[misc]
+        now = time.monotonic()
+        if error is not None:
+            self.recorder.add(intended, sent, now, 0, error)
+        else:
+            outcome, ts_diff, size = outcome_of(status, body)
+            self.recorder.add(intended, sent, now, status, outcome, ts_diff, size)
+
+    async def finish(self, grace: float) -> None:
+        """Wait up to ``grace`` s for requests in flight, then close everything."""
+        self._drained = self._loop.create_future()
+        self._check_drained()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._drained), grace)
+        except TimeoutError:
+            pass
+        for task in list(self._tasks):
+            task.cancel()
+        now = time.monotonic()
+        for conn in list(self.connections):
+            if conn.busy and conn.user is not None:
+                intended, sent = conn.user  # type: ignore[misc]
+                conn.busy = False
+                self.recorder.add(intended, sent, now, 0, UNFINISHED)
+            conn.on_done = _ignore
+            conn.close()
+        self._after_close(now)
+
+    def _after_close(self, now: float) -> None:
+        pass
+
+
+def _ignore(*_args) -> None:
+    pass
+
+
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class ClosedLoop(_Loop):
+    """``workers`` connections, each sending its next request when the last one is answered."""
+
+    def __init__(self, *args, workers: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.workers = workers
+        self._active = 0
+
+    async def run(self, grace: float) -> None:
+        self._active = self.workers
+        for _ in range(self.workers):
+            self._spawn(self._worker_start(0))
+        stop_timer = self._loop.call_later(max(0.0, self.deadline - time.monotonic()), self.stop)
+        try:
+            await self._wake  # every worker done (request budget spent), or stop()/deadline
+        finally:
+            stop_timer.cancel()
+        await self.finish(grace)
+
+    def _is_drained(self) -> bool:
+        return self._active == 0 or (self.stopping and self._in_flight() == 0)
+
+    async def _worker_start(self, failures: int) -> None:
+        if failures:
+            await asyncio.sleep(min(0.01 * 2**failures, MAX_BACKOFF))
+        if not self._may_send():
+            self._worker_done()
+            return
+        self.remaining -= 1
+        intended = time.monotonic()
+        conn = await self._open(self._on_done)
+        if conn is None:
+            self.recorder.add(intended, intended, time.monotonic(), 0, CONNECTION)
+            self._spawn(self._worker_start(failures + 1))
+            return
+        conn.user = (intended, intended)
+        conn.send(self.target.request_bytes(self.body()))
+
+    def _on_done(self, conn: Connection, status: int, body: bytes, error: str | None) -> None:
+        self._record(conn, status, body, error)
+        if not self._may_send():
+            self.connections.discard(conn)
+            conn.close()
+            self._worker_done()
+            return
+        if conn.closed:  # timed out, reset or server closed: this worker reconnects
+            self.connections.discard(conn)
+            self._spawn(self._worker_start(1 if error == CONNECTION else 0))
+            return
+        self.remaining -= 1
+        now = time.monotonic()
+        conn.user = (now, now)
+        conn.send(self.target.request_bytes(self.body()))
+
+    def _worker_done(self) -> None:
+        self._active -= 1
+        if self._active == 0:
+            self._wake_up()
+        self._check_drained()
+
+
+class OpenLoop(_Loop):
+    """Requests scheduled at ``rate`` per second; at most ``max_connections`` in flight."""
+
+    def __init__(
+        self,
+        *args,
+        rate: float,
+        arrival: str = "constant",
+        max_connections: int = 1000,
+        seed: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.rate = rate
+        self.arrival = arrival
+        self.max_connections = max_connections
+        self.seed = seed
+        self.idle: list[Connection] = []
+        self.backlog: deque[float] = deque()
+        self.opening = 0
+        self.scheduler_lag: list[float] = []  # dispatch time - scheduled time, per request
+        self.waited_for_connection = 0
+        self.scheduled = 0
+
+    def offsets(self, count: int) -> np.ndarray:
+        if self.arrival == "poisson":
+            rng = np.random.default_rng(self.seed)
+            return np.cumsum(rng.exponential(1.0 / self.rate, count))
+        return np.arange(count, dtype=float) / self.rate
+
+    async def run(self, grace: float) -> None:
+        start = time.monotonic()
+        span = max(0.0, self.deadline - start)
+        count = int(min(self.remaining, np.ceil(span * self.rate) + 1))
+        times = (start + self.offsets(count)).tolist()
+        i = 0
+        while i < count and not self.stopping:
+            now = time.monotonic()
+            if now >= self.deadline:
+                break
+            while i < count and times[i] <= now:
+                self._dispatch(times[i], now)
+                i += 1
+            if i < count:
+                await self._sleep(max(0.0, times[i] - time.monotonic()))
+        self.scheduled = i
+        self.stopping = True
+        await self.finish(grace)
+
+    def _dispatch(self, intended: float, now: float) -> None:
+        self.scheduler_lag.append(now - intended)
+        self.remaining -= 1
+        if self.idle:
+            self._send(self.idle.pop(), intended)
+        elif len(self.connections) + self.opening < self.max_connections:
+            self.opening += 1
+            self._spawn(self._connect_and_send(intended))
+        else:
+            self.waited_for_connection += 1
+            self.backlog.append(intended)
+
+    async def _connect_and_send(self, intended: float) -> None:
+        try:
+            conn = await self._open(self._on_done)
+        finally:
+            self.opening -= 1
+        if conn is None:
+            now = time.monotonic()
+            self.recorder.add(intended, now, now, 0, CONNECTION)
+            self._check_drained()
+            return
+        self._send(conn, intended)
+
+    def _on_done(self, conn: Connection, status: int, body: bytes, error: str | None) -> None:
+        self._record(conn, status, body, error)
+        if conn.closed:
+            self.connections.discard(conn)
+            if self.backlog:  # replace it, so the backlog is not stranded
+                self.opening += 1
+                self._spawn(self._connect_and_send(self.backlog.popleft()))
+        elif self.backlog:
+            self._send(conn, self.backlog.popleft())
+        else:
+            self.idle.append(conn)
+        self._check_drained()
+
+    def _is_drained(self) -> bool:
+        return self.stopping and not self.backlog and self.opening == 0 and self._in_flight() == 0
+
+    def _after_close(self, now: float) -> None:
+        while self.backlog:  # scheduled, never sent: still part of what the server owed us
+            intended = self.backlog.popleft()
+            self.recorder.add(intended, now, now, 0, UNFINISHED)

@@ -1,0 +1,168 @@
+"""BenchRun: ``hubstress bench`` (closed or open loop against one URL) as a run object."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import time
+from typing import Any
+
+import pandas as pd
+
+from hubstress_ext.engine.run import Run, RunError
+from hubstress_ext.loadgen.body import BodyTemplate
+from hubstress_ext.loadgen.connection import Target
+from hubstress_ext.loadgen.loops import ClosedLoop, OpenLoop
+from hubstress_ext.loadgen.options import LoadOptions
+from hubstress_ext.loadgen.recorder import OK, Recorder
+from hubstress_ext.loadgen.summary import bench_stats, timeline
+
+PHASE = "requests"
+TICK_S = 0.5
+STOP_GRACE_S = 1.0  # after Ctrl-C / stop(): how long answers in flight may still arrive
+BEHIND_LAG_MS = 5.0  # open loop: scheduler p99 lateness above this means the generator lagged
+BEHIND_RATE = 0.97  # ...or sending below this fraction of the asked rate
+
+
+async def check_reachable(target: Target, timeout: float) -> None:
+    """One TCP connect before the load, so a wrong URL is one clear error, not N failures."""
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(target.host, target.port, ssl=target.scheme == "https" or None), timeout
+        )
+    except TimeoutError:
+        raise RunError(f"cannot connect to {target.url}: no answer within {timeout:g} s") from None
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        if exc.errno == errno.ECONNREFUSED:
+            reason += " (is the server running on that port?)"
+        raise RunError(f"cannot connect to {target.url}: {reason}") from None
+    writer.close()
+
+
+async def run_load(
+    opts: LoadOptions, recorder: Recorder, *, on_loop=None, grace: float | None = None
+) -> tuple[Any, float, float]:
+    """Drive one load to its end; returns (the loop object, elapsed s, client CPU s)."""
+    target = Target(opts.url, opts.method, opts.headers())
+    body = BodyTemplate(opts.template if isinstance(opts.template, dict) else None)
+    render = body.render if target.method != "GET" else _no_body
+    common = dict(requests=opts.requests, deadline=time.monotonic() + opts.time_limit, timeout=opts.timeout)
+    if opts.open_loop:
+        load: ClosedLoop | OpenLoop = OpenLoop(
+            target,
+            render,
+            recorder,
+            rate=opts.rate,
+            arrival=opts.arrival,
+            max_connections=opts.max_connections,
+            seed=opts.seed,
+            **common,
+        )
+    else:
+        load = ClosedLoop(target, render, recorder, workers=opts.workers, **common)
+    if on_loop is not None:
+        on_loop(load)
+    cpu0, t0 = time.process_time(), time.monotonic()
+    await load.run(opts.timeout if grace is None else grace)
+    end = time.monotonic()
+    if load.stopping and recorder.done:  # rates over the time load was actually applied
+        end = min(end, max(recorder.done))
+    return load, max(end - t0, 1e-9), time.process_time() - cpu0
+
+
+def _no_body() -> None:
+    return None
+
+
+class BenchRun(Run):
+    scenario = "bench"
+    options: LoadOptions
+
+    def __init__(self, options: LoadOptions) -> None:
+        super().__init__(options)
+        self.recorder = Recorder()
+        self.load: ClosedLoop | OpenLoop | None = None
+        self.stats: dict[str, Any] = {}
+
+    async def main(self) -> None:
+        opts = self.options
+        target = Target(opts.url, opts.method, opts.headers())
+        await check_reachable(target, min(opts.timeout, 10.0))
+        self.meta["url"] = opts.url
+        self.meta["mode"] = "open" if opts.open_loop else "closed"
+        self.progress.begin(PHASE, opts.requests or 0)
+        ticker = asyncio.ensure_future(self._tick())
+        self.recorder = Recorder()
+        try:
+            load, elapsed, cpu = await run_load(opts, self.recorder, on_loop=self._set_load)
+        finally:
+            ticker.cancel()
+            self._report_progress()
+        self.stats = bench_stats(self.df, elapsed, cpu)
+        if isinstance(load, OpenLoop):
+            self.stats.update(self._open_loop_stats(load, elapsed))
+        self.meta["stats"] = self.stats
+        self.status = "interrupted" if self._stops else "finished"
+
+    def _set_load(self, load: ClosedLoop | OpenLoop) -> None:
+        self.load = load
+        if self._stops:
+            load.stop()
+
+    def on_stop(self) -> None:
+        if self.load is not None:
+            self.load.stop()
+            self.load.timeout = STOP_GRACE_S
+
+    def _open_loop_stats(self, load: OpenLoop, elapsed: float) -> dict[str, Any]:
+        import numpy as np
+
+        lag = np.asarray(load.scheduler_lag) * 1000.0
+        p99_lag = float(np.percentile(lag, 99)) if lag.size else 0.0
+        send_rate = load.scheduled / elapsed if elapsed > 0 else 0.0
+        target = float(self.options.rate or 0)
+        behind = bool(p99_lag > BEHIND_LAG_MS or (not self._stops and send_rate < BEHIND_RATE * target))
+        return {
+            "target_rate": target,
+            "arrival": self.options.arrival,
+            "scheduled": load.scheduled,
+            "send_rate": round(send_rate, 1),
+            "scheduler_lag_p99_ms": round(p99_lag, 3),
+            "waited_for_connection": load.waited_for_connection,
+            "generator_behind": behind,
+        }
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            self._report_progress()
+
+    def _report_progress(self) -> None:
+        rec = self.recorder
+        n = len(rec)
+        ok = rec.outcome.count(OK) if n < 50_000 else n  # exact while cheap; bars show totals
+        self.progress.update(PHASE, n, failed=n - ok)
+
+    # -- results ----------------------------------------------------------------------------
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """One row per request (see ``loadgen.recorder``)."""
+        return self.recorder.to_frame()
+
+    def summary(self) -> pd.DataFrame:
+        """The headline figures as a one-row table (errors by reason as ``errors`` dict)."""
+        stats = dict(self.stats or bench_stats(self.df, self._elapsed()))
+        return pd.DataFrame([stats])
+
+    def timeline(self, bin_s: float = 1.0) -> pd.DataFrame:
+        return timeline(self.df, bin_s)
+
+    def _elapsed(self) -> float:
+        end = self.finished_at or time.time()
+        return max(end - (self.started_at or end), 1e-9)
+
+    def succeeded(self) -> bool:
+        return self.status == "finished" and bool(self.stats.get("ok"))

@@ -1,0 +1,199 @@
+"""SweepRun: batch size x workers, one closed-loop load per cell, as a run object.
+
+Per cell: set the endpoint's batch size through its config API (when sweeping batch sizes),
+warm up, measure, and read the endpoint's own CPU seconds from its stats before and after
+(CPU% the way ``top`` shows it: 100% = one core) next to the generator's. Cells finished
+before a stop are kept; the endpoint's original batch size is put back at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from hubstress_ext.engine.run import Run, RunError
+from hubstress_ext.loadgen.connection import Target
+from hubstress_ext.loadgen.endpoint import EndpointControl
+from hubstress_ext.loadgen.options import SweepOptions
+from hubstress_ext.loadgen.recorder import Recorder
+from hubstress_ext.loadgen.run import STOP_GRACE_S, check_reachable, run_load
+from hubstress_ext.loadgen.summary import bench_stats
+
+PHASE = "cells"
+CELL_COLUMNS = [
+    "workers",
+    "batch_size",
+    "qps",
+    "p50_ms",
+    "p99_ms",
+    "ts_diff_mean_ms",
+    "ts_diff_p99_ms",
+    "requests",
+    "ok",
+    "errors",
+    "server_cpu_pct",
+    "client_cpu_pct",
+]
+
+
+class SweepRun(Run):
+    scenario = "sweep"
+    options: SweepOptions
+
+    def __init__(self, options: SweepOptions) -> None:
+        super().__init__(options)
+        self.cells: list[dict[str, Any]] = []
+        self.records: list[pd.DataFrame] = []
+        self._load = None
+
+    def plan(self) -> list[tuple[int | None, int]]:
+        sizes: list[int | None] = list(self.options.batch_sizes or [None])
+        return [(bs, w) for bs in sizes for w in self.options.workers]
+
+    async def main(self) -> None:
+        opts = self.options
+        await check_reachable(Target(opts.url), min(opts.timeout, 10.0))
+        self.meta["url"] = opts.url
+        plan = self.plan()
+        self.progress.begin(PHASE, len(plan))
+        async with EndpointControl(opts.url, opts.headers(), opts.timeout) as control:
+            config = await control.probe()
+            self.meta["endpoint_config"] = config
+            if opts.batch_sizes and config is None:
+                raise RunError(
+                    f"{opts.url} has no hubstress config API ({control.base}/config), so its batch size "
+                    "cannot be set: sweep --workers only, or point at a hubstress batching endpoint"
+                )
+            original = config.get("batch_size") if config else None
+            try:
+                for batch_size, workers in plan:
+                    if self._stops:
+                        break
+                    cell = await self._cell(control if config else None, batch_size, workers)
+                    if cell is None:
+                        break
+                    self.cells.append(cell)
+                    self.progress.advance(PHASE, failed=cell["ok"] == 0)
+            finally:
+                if opts.batch_sizes and original is not None:
+                    await control.set_batch_size(original)
+        self.meta["best"] = self.best()
+        self.status = "interrupted" if self._stops else "finished"
+
+    async def _cell(
+        self, control: EndpointControl | None, batch_size: int | None, workers: int
+    ) -> dict | None:
+        opts = self.options
+        if batch_size is not None and control is not None:
+            await control.set_batch_size(batch_size)
+        actual_bs = batch_size
+        if opts.warmup > 0:
+            await run_load(
+                opts.cell(workers, opts.warmup), Recorder(), on_loop=self._set_load, grace=STOP_GRACE_S
+            )
+            if self._stops:
+                return None
+        before = await control.stats() if control else None
+        recorder = Recorder()
+        _, elapsed, cpu = await run_load(opts.cell(workers), recorder, on_loop=self._set_load)
+        if self._stops:
+            return None  # a cut-short cell would mislead: only whole cells are kept
+        after = await control.stats() if control else None
+        stats = bench_stats(recorder.to_frame(), elapsed, cpu)
+        server_cpu = math.nan
+        if before and after and before.get("pid") == after.get("pid"):
+            wall = after["time"] - before["time"]
+            server_cpu = (
+                (after["cpu_seconds"] - before["cpu_seconds"]) / wall * 100.0 if wall > 0 else math.nan
+            )
+            actual_bs = after.get("settings", {}).get("batch_size", actual_bs)
+        frame = recorder.to_frame()
+        frame.insert(0, "batch_size_setting", actual_bs)
+        frame.insert(0, "workers", workers)
+        self.records.append(frame)
+        return {
+            "workers": workers,
+            "batch_size": actual_bs,
+            "qps": stats["qps"],
+            "p50_ms": stats["p50_ms"],
+            "p99_ms": stats["p99_ms"],
+            "ts_diff_mean_ms": stats["ts_diff_mean_ms"],
+            "ts_diff_p99_ms": stats["ts_diff_p99_ms"],
+            "requests": stats["requests"],
+            "ok": stats["ok"],
+            "errors": stats["failed"],
+            "errors_by_reason": stats["errors"],
+            "server_cpu_pct": round(server_cpu, 1) if not math.isnan(server_cpu) else math.nan,
+            "client_cpu_pct": stats.get("client_cpu_pct"),
+            "client_cpu_us_per_request": stats.get("client_cpu_us_per_request"),
+        }
+
+    def _set_load(self, load) -> None:
+        self._load = load
+        if self._stops:
+            load.stop()
+
+    def on_stop(self) -> None:
+        if self._load is not None:
+            self._load.stop()
+            self._load.timeout = STOP_GRACE_S
+
+    # -- results ----------------------------------------------------------------------------
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """One row per finished cell."""
+        frame = pd.DataFrame(self.cells)
+        if frame.empty:
+            return pd.DataFrame(columns=CELL_COLUMNS)
+        return frame
+
+    @property
+    def records_df(self) -> pd.DataFrame:
+        """Every measured request of every cell (warm-ups excluded)."""
+        return pd.concat(self.records, ignore_index=True) if self.records else pd.DataFrame()
+
+    def summary(self) -> pd.DataFrame:
+        cols = [c for c in CELL_COLUMNS if c in self.df]
+        return self.df[cols]
+
+    def best(self) -> dict[str, Any] | None:
+        return best_cell(self.df, self.options.max_p99_ms)
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        df = self.df.copy()
+        if "errors_by_reason" in df:
+            df["errors_by_reason"] = df["errors_by_reason"].map(
+                lambda d: ";".join(f"{k}={v}" for k, v in d.items())
+            )
+        return {"cells": df, "records": self.records_df}
+
+    def pivot(self, value: str = "qps") -> pd.DataFrame:
+        """``value`` over workers (rows) x batch size (columns): what the heatmaps show."""
+        return self.df.pivot_table(index="workers", columns="batch_size", values=value, dropna=False)
+
+    def succeeded(self) -> bool:
+        return self.status == "finished" and any(c["ok"] for c in self.cells)
+
+
+def _reasons_text(reasons: dict[str, int]) -> str:
+    return ";".join(f"{k}={v}" for k, v in reasons.items())
+
+
+def best_cell(cells: pd.DataFrame, max_p99_ms: float | None = None) -> dict[str, Any] | None:
+    """The cell with the highest QPS, among those within ``max_p99_ms`` when given."""
+    if cells.empty:
+        return None
+    ok = cells[cells["ok"] > 0]
+    if max_p99_ms is not None:
+        ok = ok[ok["p99_ms"] <= max_p99_ms]
+    if ok.empty:
+        return None
+    row = ok.loc[ok["qps"].idxmax()]
+    return {
+        k: (None if isinstance(v, float) and math.isnan(v) else v)
+        for k, v in row.items()
+        if k in CELL_COLUMNS
+    }
