@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+from yarl import URL
 
 from hubstress_ext.engine.run import RunError
 
@@ -62,7 +63,8 @@ class EndpointControl:
     async def _call(self, method: str, path: str, body: dict | None = None) -> Any:
         assert self._session is not None, "use EndpointControl as an async context manager"
         url = self.base + path
-        async with self._session.request(method, url, json=body) as resp:
+        # encoded=True: keep the path as given (a base URL like /a%40b/ must not become /a@b/)
+        async with self._session.request(method, URL(url, encoded=True), json=body) as resp:
             if resp.status in (401, 403):
                 raise RunError(
                     f"{method} {url}: {resp.status} (the endpoint wants a token: --token or JUPYTER_TOKEN)"

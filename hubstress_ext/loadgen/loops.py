@@ -237,22 +237,24 @@ class OpenLoop(_Loop):
         self.waited_for_connection = 0
         self.scheduled = 0
 
-    def offsets(self, count: int) -> np.ndarray:
+    def offsets(self, span: float) -> np.ndarray:
+        """Send times (s from the start) within ``span`` and the request budget."""
+        expected = span * self.rate
         if self.arrival == "poisson":
             rng = np.random.default_rng(self.seed)
-            return np.cumsum(rng.exponential(1.0 / self.rate, count))
-        return np.arange(count, dtype=float) / self.rate
+            draw = int(expected + 6 * np.sqrt(expected) + 10)  # enough to pass ``span``
+            times = np.cumsum(rng.exponential(1.0 / self.rate, draw))
+        else:
+            times = np.arange(int(np.ceil(expected)) + 1, dtype=float) / self.rate
+        return times[times < span][: self.remaining]
 
     async def run(self, grace: float) -> None:
         start = time.monotonic()
-        span = max(0.0, self.deadline - start)
-        count = int(min(self.remaining, np.ceil(span * self.rate) + 1))
-        times = (start + self.offsets(count)).tolist()
+        times = (start + self.offsets(max(0.0, self.deadline - start))).tolist()
+        count = len(times)
         i = 0
         while i < count and not self.stopping:
             now = time.monotonic()
-            if now >= self.deadline:
-                break
             while i < count and times[i] <= now:
                 self._dispatch(times[i], now)
                 i += 1

@@ -89,3 +89,29 @@ def test_extension_is_enabled_by_the_shipped_config():
     text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)  # drop colours
     assert re.search(r"^\s*hubstress_ext enabled$", text, re.M), text
     assert re.search(r"^\s*hubstress_ext [\d.]+ OK$", text, re.M), text
+
+
+async def test_bench_and_sweep_through_jupyter_with_its_token(
+    jp_fetch, jp_base_url, jp_http_port, jp_auth_header, monkeypatch, tmp_path
+):
+    from hubstress_ext.loadgen.options import LoadOptions, SweepOptions
+    from hubstress_ext.loadgen.run import BenchRun
+    from hubstress_ext.loadgen.sweep import SweepRun
+
+    monkeypatch.delenv("JUPYTER_TOKEN", raising=False)
+    token = jp_auth_header["Authorization"].split()[1]
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}hubstress/batch"
+    run = await BenchRun(LoadOptions(url=url, workers=4, requests=40, token=token).resolve()).run_async()
+    assert run.status == "finished", run.error
+    assert run.stats["ok"] == 40 and run.stats["ts_diff_mean_ms"] is not None
+    saved = run.save(tmp_path)
+    assert token not in "".join(p.read_text() for p in saved.iterdir())
+    anonymous = await BenchRun(LoadOptions(url=url, workers=2, requests=6).resolve()).run_async()
+    assert anonymous.stats["errors"] == {"http 403": 6}  # Jupyter's auth, not a batch slot
+    sweep = SweepOptions(url=url, workers=[2], batch_sizes=[1, 3], duration=0.4, warmup=0, token=token)
+    swept = await SweepRun(sweep.resolve()).run_async()
+    assert swept.status == "finished", swept.error
+    assert list(swept.df["batch_size"]) == [1, 3] and (swept.df["server_cpu_pct"] >= 0).all()
+    assert token not in repr(swept.meta) + repr(swept.options.public())
+    stats = json.loads((await jp_fetch("hubstress", "batch", "stats")).body)
+    assert stats["accepted"] == 40 + int(swept.df["requests"].sum())

@@ -1,0 +1,234 @@
+"""The load generator against real servers: a Tornado app in its own process and the real
+standalone batching endpoint (``hubstress serve``)."""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from hubstress_ext.loadgen.options import LoadOptions, SweepOptions
+from hubstress_ext.loadgen.run import BenchRun
+from hubstress_ext.loadgen.sweep import SweepRun
+from hubstress_ext.results.store import load_run
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def process(cmd: list[str], ready: str):
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    line = proc.stdout.readline()
+    assert ready in line, line
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def app():
+    """The test app (tests/apps.py) on a free port; yields its base URL."""
+    port = free_port()
+    with process([sys.executable, "-m", "tests.apps", str(port)], "ready"):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def endpoint():
+    """A real `hubstress serve` (echo model); yields its batch URL."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "hubstress_ext", "serve", "--port", str(port), "--batch-size", "4"]
+    with process(cmd + ["--max-wait-ms", "5"], "batching endpoint on"):
+        yield f"http://127.0.0.1:{port}/hubstress/batch"
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "hubstress_ext", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def counts_add_up(run: BenchRun) -> None:
+    s = run.stats
+    assert s["requests"] == len(run.df) == s["ok"] + sum(s["errors"].values())
+    assert s["failed"] == sum(s["errors"].values())
+
+
+def test_closed_loop_against_the_batching_endpoint_counts_add_up(endpoint):
+    run = BenchRun(LoadOptions(url=endpoint, workers=16, requests=2000).resolve()).execute()
+    assert run.status == "finished", run.error
+    counts_add_up(run)
+    s = run.stats
+    assert s["requests"] == 2000 and s["ok"] == 2000 and s["qps"] > 0
+    assert s["p50_ms"] <= s["p99_ms"] <= s["max_ms"]
+    assert s["ts_diff_mean_ms"] is not None and s["batch_size_mean"] > 1  # 16 workers fill batches
+    df = run.df
+    assert (df["latency_ms"] >= 0).all() and set(df["outcome"].astype(str)) == {"ok"}
+    stats = get_json(endpoint + "/stats")  # the server saw exactly what we recorded
+    assert stats["accepted"] == stats["served"] == 2000
+
+
+def test_closed_loop_duration_bound_and_every_failure_kind_counted(app, endpoint):
+    run = BenchRun(LoadOptions(url=f"{app}/echo", workers=8, duration=1.0).resolve()).execute()
+    assert run.status == "finished" and 0.9 <= run.stats["elapsed_s"] <= 2.5
+    counts_add_up(run)
+    for path, reason in (("/status/500", "http 500"), ("/busy", "busy"), ("/drop", "connection error")):
+        run = BenchRun(LoadOptions(url=app + path, workers=4, requests=40).resolve()).execute()
+        counts_add_up(run)
+        assert run.stats["ok"] == 0 and run.stats["errors"] == {reason: 40}, (path, run.stats)
+    run = BenchRun(LoadOptions(url=f"{app}/slow", workers=3, requests=3, timeout=0.3).resolve()).execute()
+    counts_add_up(run)
+    assert run.stats["errors"] == {"timeout": 3}
+    assert run.exit_code == 1  # nothing succeeded
+
+
+def test_open_loop_counts_the_stall_that_a_closed_loop_hides(app):
+    """The server blocks for 600 ms once. Scheduled at a fixed rate, every request due during
+    the stall waits, and latency from the intended send time shows it; the service time of
+    those requests (from when they could actually be sent) mostly does not."""
+    rate, seconds = 400, 2.5
+    run = BenchRun(LoadOptions(url=f"{app}/stall", rate=rate, duration=seconds, max_connections=8).resolve())
+    run.execute()
+    assert run.status == "finished", run.error
+    counts_add_up(run)
+    s = run.stats
+    assert s["scheduled"] == s["requests"] and abs(s["requests"] - rate * seconds) <= 2
+    df = run.df[run.df["outcome"] == "ok"]
+    delayed = df[df["latency_ms"] > 300]
+    assert s["max_ms"] >= 500  # the stall itself
+    assert len(delayed) >= 0.5 * rate * 0.6  # about every request due during the 600 ms stall
+    assert s["waited_for_connection"] > 0  # the 8 connections were all stuck
+    assert not s["generator_behind"], s  # the generator kept its schedule; the server did not
+
+
+def test_open_loop_poisson_arrivals(app):
+    run = BenchRun(LoadOptions(url=f"{app}/echo", rate=300, duration=1.5, arrival="poisson").resolve())
+    run.execute()
+    counts_add_up(run)
+    gaps = run.df.sort_values("t_intended")["t_intended"].diff().dropna()
+    assert 0.75 * 450 <= run.stats["requests"] <= 1.25 * 450
+    assert gaps.std() > 0.5 * gaps.mean()  # exponential gaps, not a metronome (std = mean)
+
+
+def test_stop_keeps_what_was_measured(app):
+    run = BenchRun(LoadOptions(url=f"{app}/echo", workers=8, duration=60).resolve())
+    thread = threading.Thread(target=run.execute)
+    thread.start()
+    time.sleep(1.5)
+    run.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert run.status == "interrupted" and run.exit_code == 130
+    counts_add_up(run)
+    assert run.stats["ok"] > 100
+
+
+def test_sweep_sets_batch_size_reads_cpu_and_saves(endpoint, tmp_path):
+    before = get_json(endpoint + "/config")["batch_size"]
+    opts = SweepOptions(url=endpoint, workers=[2, 16], batch_sizes=[1, 8], duration=0.8, warmup=0.2)
+    run = SweepRun(opts.resolve()).execute()
+    assert run.status == "finished", run.error
+    cells = run.df
+    assert len(cells) == 4
+    assert list(zip(cells["workers"], cells["batch_size"], strict=True)) == [(2, 1), (16, 1), (2, 8), (16, 8)]
+    assert (cells["qps"] > 0).all() and (cells["server_cpu_pct"] > 0).all()
+    assert (cells["client_cpu_pct"] > 0).all() and (cells["errors"] == 0).all()
+    records = run.records_df
+    assert len(records) == cells["requests"].sum()
+    big = records[(records["workers"] == 16) & (records["batch_size_setting"] == 8)]
+    assert big["batch_size"].max() > 1  # the setting reached the server
+    assert get_json(endpoint + "/config")["batch_size"] == before  # put back
+    best = run.best()
+    assert best["qps"] == cells["qps"].max()
+    saved = load_run(run.save(tmp_path))
+    assert len(saved.cells_df) == 4 and saved.meta["meta"]["best"]["qps"] == best["qps"]
+    assert run.pivot("qps").shape == (2, 2)
+
+
+def test_sweep_needs_the_config_api_for_batch_sizes(app):
+    run = SweepRun(SweepOptions(url=f"{app}/echo", workers=[2], batch_sizes=[1, 2]).resolve()).execute()
+    assert run.status == "failed" and "no hubstress config API" in run.error
+    run = SweepRun(
+        SweepOptions(url=f"{app}/echo", workers=[2, 4], duration=0.5, warmup=0).resolve()
+    ).execute()
+    assert run.status == "finished" and len(run.df) == 2  # workers only works anywhere
+    assert run.df["server_cpu_pct"].isna().all()
+
+
+def test_sweep_stopped_keeps_finished_cells(endpoint):
+    opts = SweepOptions(url=endpoint, workers=[2, 4, 8, 16], batch_sizes=[1, 2], duration=0.5, warmup=0)
+    run = SweepRun(opts.resolve())
+    thread = threading.Thread(target=run.execute)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while len(run.cells) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.stop()
+    thread.join(15)
+    assert run.status == "interrupted" and 2 <= len(run.df) < 8
+    assert get_json(endpoint + "/config")["batch_size"] == 4  # restored even when stopped
+
+
+def test_cli_bench_json_and_errors(endpoint, tmp_path):
+    out = cli("bench", endpoint, "--workers", "8", "--requests", "300", "--json", "--save", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert {"requests", "ok", "qps", "p50_ms", "p99_ms", "errors"} <= set(doc)
+    assert doc["requests"] == doc["ok"] == 300
+    assert "saved run to" in out.stderr
+    report = cli("report", str(next(tmp_path.iterdir())))
+    assert report.returncode == 0 and "QPS" in report.stdout
+    out = cli("bench", "http://127.0.0.1:9/hubstress/batch", "--requests", "5")
+    assert out.returncode == 1 and "cannot connect to http://127.0.0.1:9/hubstress/batch" in out.stdout
+    for args, message in (
+        (["bench", "localhost:8000"], "URL must be an http(s) URL"),
+        (["bench", endpoint, "--workers", "0"], "--workers must be a whole number >= 1"),
+        (["bench", endpoint, "--template", "[1]"], "--template: template must be a JSON object"),
+        (["bench", endpoint, "--rate", "-5"], "--rate must be a positive number"),
+        (["sweep", endpoint, "--batch-size", "1,x"], "--batch-size takes whole numbers separated by commas"),
+    ):
+        out = cli(*args)
+        assert out.returncode == 2 and message in out.stderr, (args, out.stderr)
+
+
+def test_cli_sweep_interrupted_keeps_cells(endpoint):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hubstress_ext", "sweep", endpoint, "--workers", "2,4,8,16,32"]
+        + ["--batch-size", "1,2,4", "--duration", "0.5", "--warmup", "0", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    doc = json.loads(out)
+    assert doc["status"] == "interrupted" and 1 <= len(doc["cells"]) < 15
