@@ -3,7 +3,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean debian-chromium debian-wrk
+
+# Debian packages: chromium (the JupyterLab end-to-end test), wrk (benchmarks only).
+APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
+debian-%:
+	@command -v $* >/dev/null || { $(APT) update -q && DEBIAN_FRONTEND=noninteractive $(APT) install -y -q $*; }
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,18 +20,20 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/hubstress stress-test --sandbox --count 20 --batch-size 5
 
-# Lint + every test (unit, and integration against real sandbox hubs).
-test: $(STAMP)
+# Lint + every test (unit; integration against real sandbox hubs, a real Jupyter server,
+# executed notebooks, and JupyterLab in headless Chromium).
+test: $(STAMP) debian-chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
-# Benchmarks (not part of the tests): need Debian's wrk and the bench extra (flask, httpx).
-bench: $(STAMP)
+# Benchmarks (not part of the tests): Debian's wrk and the bench extra (flask, httpx, locust).
+bench: $(STAMP) debian-wrk
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) benchmarks/spawn_storm.py
 	$(PY) benchmarks/http_clients.py
 	$(PY) benchmarks/batching.py
+	$(PY) benchmarks/load_generators.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

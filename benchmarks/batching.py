@@ -66,7 +66,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 def wrk(url: str, conns: int, seconds: float, script: Path) -> dict:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency", "-s", str(script), url],
+        ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
@@ -163,7 +163,7 @@ def main() -> None:
     mlp = {}
     for bs in (1, 4, 16, 64):
         call(base + "/config", "PATCH", {"batch_size": bs})
-        mlp[bs] = wrk(base, 64, max(secs * 0.6, 3), script)
+        mlp[bs] = wrk(base, 64, max(round(secs * 0.6), 3), script)  # wrk takes whole seconds
     stop(p)
     result["mlp"] = mlp
 

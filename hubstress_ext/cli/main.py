@@ -145,8 +145,15 @@ def _common(parser: argparse.ArgumentParser, sub: bool) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """An argument parser for the notebook front ends: errors raise instead of exiting."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise OptionError(message)
+
+
+def build_parser(raising: bool = False) -> argparse.ArgumentParser:
+    parser = (_Parser if raising else argparse.ArgumentParser)(
         prog="hubstress",
         description="Load-test a JupyterHub (spawn storms, activity storms) and record every request.",
     )
@@ -377,6 +384,33 @@ def make_run(options: HubOptions, command: str) -> Run:
         "purge": PurgeRun,
     }
     return cls[command](options)
+
+
+RUN_COMMANDS = (*HUB_COMMANDS, "bench", "sweep")
+
+
+def run_from_argv(argv: Sequence[str]) -> Run:
+    """CLI-style arguments -> a run object, not started (what the magics and the panel use).
+
+    Raises OptionError with one readable line for anything wrong; ``-h`` raises SystemExit
+    after printing the help, as argparse does.
+    """
+    argv = list(argv)
+    if not argv or argv[0].startswith("-"):
+        argv = ["stress-test", *argv]  # `%hubstress --count 100` means a spawn storm
+    if argv[0] not in RUN_COMMANDS:
+        raise OptionError(f"unknown scenario {argv[0]!r}; one of: {', '.join(RUN_COMMANDS)} (or report DIR)")
+    args = build_parser(raising=True).parse_args(argv)
+    if args.command in ("bench", "sweep"):
+        from hubstress_ext.loadgen.run import BenchRun
+        from hubstress_ext.loadgen.sweep import SweepRun
+
+        options = _load_options(args)
+        run: Run = BenchRun(options) if args.command == "bench" else SweepRun(options)
+    else:
+        run = make_run(_options(args).resolve(), args.command)
+    run.save_dir = args.save
+    return run
 
 
 def _split_optional_path(argv: list[str]) -> list[str]:

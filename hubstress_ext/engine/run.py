@@ -37,6 +37,7 @@ class Run:
         self.finished_at: float | None = None
         self.meta: dict[str, Any] = {}
         self.saved_to: Path | None = None
+        self.save_dir: str | None = None  # front ends save the finished run here when set
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stops = 0
         self._done = threading.Event()
@@ -76,6 +77,17 @@ class Run:
             self._done.set()
         return self
 
+    def start(self) -> threading.Thread:
+        """Run in a background thread with its own event loop; returns at once.
+
+        What the notebook front ends use, so the kernel stays responsive and displays update.
+        """
+        thread = threading.Thread(target=self.execute, name=f"hubstress-{self.scenario}", daemon=True)
+        thread.start()
+        while self._loop is None and thread.is_alive():  # stop() works as soon as we return
+            time.sleep(0.005)
+        return thread
+
     def request_stop(self) -> None:
         """Stop the run; safe to call from any thread (a notebook's Stop button, a signal)."""
         loop = self._loop
@@ -105,6 +117,14 @@ class Run:
 
     def summary(self) -> pd.DataFrame:
         raise NotImplementedError
+
+    def _repr_html_(self) -> str:
+        from hubstress_ext.notebook.display import run_html
+
+        return run_html(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.scenario}: {self.status}>"
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """What ``save()`` writes: file stem -> DataFrame (empty frames are skipped)."""

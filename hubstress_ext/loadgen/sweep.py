@@ -192,8 +192,9 @@ def best_cell(cells: pd.DataFrame, max_p99_ms: float | None = None) -> dict[str,
     if ok.empty:
         return None
     row = ok.loc[ok["qps"].idxmax()]
-    return {
-        k: (None if isinstance(v, float) and math.isnan(v) else v)
-        for k, v in row.items()
-        if k in CELL_COLUMNS
-    }
+    out: dict[str, Any] = {}
+    for key in CELL_COLUMNS:
+        value = row.get(key)
+        value = value.item() if hasattr(value, "item") else value  # numpy -> plain, for JSON
+        out[key] = None if isinstance(value, float) and math.isnan(value) else value
+    return out

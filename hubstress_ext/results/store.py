@@ -67,6 +67,15 @@ class SavedRun:
     def scenario(self) -> str:
         return self.meta.get("scenario", "?")
 
+    def _repr_html_(self) -> str:
+        import html
+
+        from hubstress_ext.notebook.live import summary_html
+
+        head = f"<b>hubstress {html.escape(self.scenario)}</b>: {html.escape(str(self.meta.get('status')))}"
+        where = html.escape(str(self.path))
+        return f"<div class='hubstress-run'><p>{head} (saved run {where})</p>{summary_html(self)}</div>"
+
     def summary(self) -> pd.DataFrame:
         """The same table the live run shows: phases for a spawn storm, else per operation."""
         from hubstress_ext.results.phases import phase_table

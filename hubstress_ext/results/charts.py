@@ -1,0 +1,158 @@
+"""Charts of a run, as matplotlib figures or PNG bytes (plain images: they read well in a
+shared notebook file, a widget, or a report). One function per scenario, one dispatcher.
+
+Figures are built with matplotlib's object API (``Figure``, no pyplot): nothing touches the
+global backend, so a notebook's inline plotting is left alone, and the figures render to PNG
+anywhere. Matplotlib is imported lazily: the engine and the CLI never need it.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def chart_data(run: Any) -> tuple[str, pd.DataFrame] | None:
+    """What the run's chart is drawn from: small, picklable, cheap to take mid-run."""
+    scenario = getattr(run, "scenario", "")
+    if scenario == "stress-test":
+        return scenario, run.users_df
+    if scenario == "activity-stress-test":
+        df = run.df
+        return scenario, df[df["op"].isin(["probe", "activity"])][["op", "start", "latency_ms"]]
+    if scenario == "bench":
+        return scenario, run.timeline()
+    if scenario == "sweep":
+        return scenario, run.df
+    return None
+
+
+def figure_from(kind: str, data: pd.DataFrame):
+    draw = {
+        "stress-test": spawn_storm_figure,
+        "activity-stress-test": activity_figure,
+        "bench": bench_figure,
+        "sweep": sweep_figure,
+    }[kind]
+    return draw(data)
+
+
+def png_from(kind: str, data: pd.DataFrame) -> bytes | None:
+    """Render in whatever process calls it (the live view uses a helper process)."""
+    fig = figure_from(kind, data)
+    return None if fig is None else to_png(fig)
+
+
+def figure_for(run: Any):
+    """The chart that fits the run's scenario, or None when there is nothing to draw yet."""
+    data = chart_data(run)
+    return None if data is None else figure_from(*data)
+
+
+def png_for(run: Any) -> bytes | None:
+    data = chart_data(run)
+    return None if data is None else png_from(*data)
+
+
+def to_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)  # layout is done by tight_layout: one draw, not two
+    return buf.getvalue()
+
+
+def spawn_storm_figure(users: pd.DataFrame):
+    """Servers ready over time, and the distribution of spawn latency."""
+    if users.empty or users["spawn_requested"].isna().all():
+        return None
+    fig = _figure(9, 3)
+    left, right = fig.subplots(1, 2)
+    t0 = users["spawn_requested"].min()
+    ready = np.sort(users["ready"].dropna().to_numpy() - t0)
+    failed = np.sort(users["failed"].dropna().to_numpy() - t0)
+    left.step(np.r_[0, ready], np.arange(len(ready) + 1), where="post", label="ready")
+    if len(failed):
+        left.step(np.r_[0, failed], np.arange(len(failed) + 1), where="post", label="failed", color="C3")
+    left.set(xlabel="seconds since first spawn request", ylabel="servers", title="servers ready over time")
+    left.set_ylim(0, max(len(users), 1))
+    left.legend(loc="lower right")
+    lat = users["spawn_latency_s"].dropna()
+    if len(lat):
+        right.hist(lat, bins=min(30, max(5, len(lat) // 3)), color="C0")
+        for q, style in ((0.5, "--"), (0.99, ":")):
+            right.axvline(lat.quantile(q), color="k", linestyle=style, label=f"p{int(q * 100)}")
+        right.legend()
+    right.set(xlabel="spawn latency (s)", ylabel="users", title="spawn latency")
+    fig.subplots_adjust(left=0.08, right=0.92, bottom=0.18, top=0.88, wspace=0.3)
+    return fig
+
+
+def activity_figure(df: pd.DataFrame):
+    """API latency over time: the probe's and the activity posts'."""
+    if df.empty:
+        return None
+    fig = _figure(9, 3)
+    ax = fig.subplots()
+    t0 = df["start"].min()
+    for op, group in df.groupby("op"):
+        if op in ("probe", "activity"):
+            ax.plot(group["start"] - t0, group["latency_ms"], ".", markersize=3, label=op, alpha=0.6)
+    ax.set(xlabel="seconds", ylabel="latency (ms)", title="hub API latency under load")
+    ax.legend()
+    fig.subplots_adjust(left=0.08, right=0.92, bottom=0.18, top=0.88, wspace=0.3)
+    return fig
+
+
+def bench_figure(timeline: pd.DataFrame):
+    """QPS and latency per second."""
+    if timeline.empty:
+        return None
+    fig = _figure(9, 3)
+    ax = fig.subplots()
+    ax.plot(timeline["t"], timeline["qps"], "-o", markersize=3, label="QPS (ok)")
+    ax.set(xlabel="seconds", ylabel="requests/s", title="throughput and latency over time")
+    ax.set_ylim(bottom=0)
+    lat = ax.twinx()
+    lat.plot(timeline["t"], timeline["p50_ms"], color="C1", label="p50 ms")
+    lat.plot(timeline["t"], timeline["p99_ms"], color="C3", label="p99 ms")
+    lat.set_ylabel("latency (ms)")
+    lat.set_ylim(bottom=0)
+    handles = ax.get_legend_handles_labels()[0] + lat.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="lower right")
+    fig.subplots_adjust(left=0.08, right=0.92, bottom=0.18, top=0.88, wspace=0.3)
+    return fig
+
+
+def sweep_figure(cells: pd.DataFrame):
+    """QPS and p99 over workers x batch size (heatmaps), or per workers when one batch size."""
+    if cells.empty:
+        return None
+    fig = _figure(9, 3.2)
+    axes = fig.subplots(1, 2)
+    for ax, value, title in ((axes[0], "qps", "QPS"), (axes[1], "p99_ms", "p99 latency (ms)")):
+        grid = cells.pivot_table(index="workers", columns="batch_size", values=value, dropna=False)
+        heatmap(ax, grid, title)
+    fig.subplots_adjust(left=0.08, right=0.92, bottom=0.18, top=0.88, wspace=0.3)
+    return fig
+
+
+def heatmap(ax, grid: pd.DataFrame, title: str) -> None:
+    """A labelled heatmap of a workers x batch size table (used by the notebooks too)."""
+    image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto", origin="lower")
+    ax.set_xticks(range(len(grid.columns)), [str(c) for c in grid.columns])
+    ax.set_yticks(range(len(grid.index)), [str(i) for i in grid.index])
+    ax.set(xlabel="batch size", ylabel="workers", title=title)
+    for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float)):
+        if not np.isnan(v):
+            ax.text(
+                j, i, f"{v:.0f}" if v >= 10 else f"{v:.1f}", ha="center", va="center", color="w", fontsize=8
+            )
+    ax.figure.colorbar(image, ax=ax)
