@@ -143,6 +143,4 @@ def summary_html(run: Any) -> str:
     summary = summary.drop(columns=["errors", "errors_by_reason"], errors="ignore")
     if summary.index.name is not None:  # e.g. the phase table: its index is the phase
         summary = summary.reset_index()
-    return summary.to_html(
-        index=False, float_format=_number, na_rep="-", classes="hubstress-table"
-    )
+    return summary.to_html(index=False, float_format=_number, na_rep="-", classes="hubstress-table")
