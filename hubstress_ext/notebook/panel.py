@@ -127,8 +127,17 @@ class Panel:
         self.view.follow(run)
         import threading
 
-        threading.Thread(target=self._when_done, args=(run,), daemon=True).start()
+        self._done_thread = threading.Thread(target=self._when_done, args=(run,), daemon=True)
+        self._done_thread.start()
         return run
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run and its display are finished; False if ``timeout`` passed."""
+        thread = getattr(self, "_done_thread", None)
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
 
     def stop(self) -> None:
         """Stop the run (press twice to skip clean-up)."""

@@ -103,7 +103,7 @@ def test_panel_validates_inline_and_runs_a_storm():
             "assert p.start() is None\nprint(p.error.value)",
             "p.scenario.value = 'bench'\nassert p.start() is None\nprint(p.error.value)",
             "p.scenario.value = 'stress-test'\np.count.value = 3\np.batch_size.value = 3\nrun = p.start()\n"
-            "assert run is not None and run.wait(180)\np.view.join(15)\n"
+            "assert run is not None and p.wait(180)\n"
             "assert p.run is run and run.status == 'finished', run.error\n"
             "assert len(p.run.df) > 0 and p.view.chart.value and 'ready' in p.view.table.value\n"
             "assert not p.start_button.disabled and p.stop_button.disabled\nprint('panel ok')",
