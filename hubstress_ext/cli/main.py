@@ -410,6 +410,7 @@ def run_from_argv(argv: Sequence[str]) -> Run:
     else:
         run = make_run(_options(args).resolve(), args.command)
     run.save_dir = args.save
+    run.log_options = (bool(getattr(args, "verbose", False)), getattr(args, "log_to_file", None))
     return run
 
 

@@ -38,6 +38,7 @@ class Run:
         self.meta: dict[str, Any] = {}
         self.saved_to: Path | None = None
         self.save_dir: str | None = None  # front ends save the finished run here when set
+        self.log_options: tuple[bool, str | None] = (False, None)  # (verbose, log file) of front ends
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stops = 0
         self._done = threading.Event()

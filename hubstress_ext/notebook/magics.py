@@ -197,8 +197,13 @@ def follow(run: Any, background: bool = False, displayed: bool = False) -> Any:
     Interrupting the kernel (the stop button, or Ctrl-C in a terminal) once stops the run and
     lets it clean up; twice leaves at once (``purge`` finds what is left).
     """
+    from hubstress_ext.cli.logs import setup_logging
     from hubstress_ext.notebook.live import LiveView
 
+    verbose, log_file = run.log_options
+    path = setup_logging(verbose, log_file, [getattr(run.options, "token", None) or ""])  # token masked
+    if path is not None:
+        print(f"logging to {path}", file=sys.stderr)
     view = LiveView()
     display(view.widget)
     run.start()

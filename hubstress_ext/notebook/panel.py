@@ -121,6 +121,9 @@ class Panel:
             self._show_error(str(exc))
             return None
         self.error.value = ""
+        from hubstress_ext.cli.logs import setup_logging
+
+        setup_logging(False, None, [getattr(run.options, "token", None) or ""])  # warnings, token masked
         self.run = run
         self.start_button.disabled, self.stop_button.disabled = True, False
         run.start()
