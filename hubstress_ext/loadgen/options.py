@@ -16,8 +16,27 @@ DEFAULT_DURATION = 10.0
 MAX_SCHEDULED = 20_000_000  # open loop: rate x duration, kept in memory as send times
 
 
+class _EndpointAuth:
+    """The endpoint token both option sets carry: from the environment, as a header, hidden."""
+
+    token: str | None
+
+    def _token_from_env(self) -> None:
+        if self.token is None:
+            self.token = os.environ.get(ENV_TOKEN) or None
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"} if self.token else {}
+
+    def public(self) -> dict[str, Any]:
+        """The options as saved and logged: never the token."""
+        out = asdict(self)  # type: ignore[call-overload]
+        out["token"] = "***" if self.token else None
+        return out
+
+
 @dataclass
-class LoadOptions:
+class LoadOptions(_EndpointAuth):
     """What one load (a bench, or one sweep cell) needs."""
 
     url: str = ""
@@ -35,8 +54,7 @@ class LoadOptions:
 
     def resolve(self) -> LoadOptions:
         """Fill defaults (duration, token from the environment) and validate."""
-        if self.token is None:
-            self.token = os.environ.get(ENV_TOKEN) or None
+        self._token_from_env()
         if self.duration is None and self.requests is None:
             self.duration = DEFAULT_DURATION
         self.validate()
@@ -91,18 +109,9 @@ class LoadOptions:
             return self.duration
         return 3600.0
 
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"token {self.token}"} if self.token else {}
-
-    def public(self) -> dict[str, Any]:
-        """The options as saved and logged: never the token."""
-        out = asdict(self)
-        out["token"] = "***" if self.token else None
-        return out
-
 
 @dataclass
-class SweepOptions:
+class SweepOptions(_EndpointAuth):
     url: str = ""
     workers: list[int] = field(default_factory=lambda: [8, 32, 128])
     batch_sizes: list[int] | None = None  # None: leave the endpoint's batch size alone
@@ -115,8 +124,7 @@ class SweepOptions:
     token: str | None = None
 
     def resolve(self) -> SweepOptions:
-        if self.token is None:
-            self.token = os.environ.get(ENV_TOKEN) or None
+        self._token_from_env()
         self.validate()
         return self
 
@@ -153,14 +161,6 @@ class SweepOptions:
             timeout=self.timeout,
             token=self.token,
         )
-
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"token {self.token}"} if self.token else {}
-
-    def public(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["token"] = "***" if self.token else None
-        return out
 
 
 def parse_int_list(text: str, flag: str) -> list[int]:

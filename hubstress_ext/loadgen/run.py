@@ -76,14 +76,31 @@ def _no_body() -> None:
     return None
 
 
-class BenchRun(Run):
+class LoadRun(Run):
+    """What bench and sweep share: stopping the load that is running now."""
+
+    def __init__(self, options: Any) -> None:
+        super().__init__(options)
+        self.load: ClosedLoop | OpenLoop | None = None
+
+    def _set_load(self, load: ClosedLoop | OpenLoop) -> None:
+        self.load = load
+        if self._stops:
+            load.stop()
+
+    def on_stop(self) -> None:
+        if self.load is not None:
+            self.load.stop()
+            self.load.timeout = STOP_GRACE_S  # answers in flight get this long, then "unfinished"
+
+
+class BenchRun(LoadRun):
     scenario = "bench"
     options: LoadOptions
 
     def __init__(self, options: LoadOptions) -> None:
         super().__init__(options)
         self.recorder = Recorder()
-        self.load: ClosedLoop | OpenLoop | None = None
         self.stats: dict[str, Any] = {}
 
     async def main(self) -> None:
@@ -105,16 +122,6 @@ class BenchRun(Run):
             self.stats.update(self._open_loop_stats(load, elapsed))
         self.meta["stats"] = self.stats
         self.status = "interrupted" if self._stops else "finished"
-
-    def _set_load(self, load: ClosedLoop | OpenLoop) -> None:
-        self.load = load
-        if self._stops:
-            load.stop()
-
-    def on_stop(self) -> None:
-        if self.load is not None:
-            self.load.stop()
-            self.load.timeout = STOP_GRACE_S
 
     def _open_loop_stats(self, load: OpenLoop, elapsed: float) -> dict[str, Any]:
         import numpy as np

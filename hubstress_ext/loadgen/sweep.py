@@ -13,12 +13,12 @@ from typing import Any
 
 import pandas as pd
 
-from hubstress_ext.engine.run import Run, RunError
+from hubstress_ext.engine.run import RunError
 from hubstress_ext.loadgen.connection import Target
 from hubstress_ext.loadgen.endpoint import EndpointControl
 from hubstress_ext.loadgen.options import SweepOptions
 from hubstress_ext.loadgen.recorder import Recorder
-from hubstress_ext.loadgen.run import STOP_GRACE_S, check_reachable, run_load
+from hubstress_ext.loadgen.run import STOP_GRACE_S, LoadRun, check_reachable, run_load
 from hubstress_ext.loadgen.summary import bench_stats
 
 PHASE = "cells"
@@ -38,7 +38,7 @@ CELL_COLUMNS = [
 ]
 
 
-class SweepRun(Run):
+class SweepRun(LoadRun):
     scenario = "sweep"
     options: SweepOptions
 
@@ -46,7 +46,6 @@ class SweepRun(Run):
         super().__init__(options)
         self.cells: list[dict[str, Any]] = []
         self.records: list[pd.DataFrame] = []
-        self._load = None
 
     def plan(self) -> list[tuple[int | None, int]]:
         sizes: list[int | None] = list(self.options.batch_sizes or [None])
@@ -129,16 +128,6 @@ class SweepRun(Run):
             "client_cpu_pct": stats.get("client_cpu_pct"),
             "client_cpu_us_per_request": stats.get("client_cpu_us_per_request"),
         }
-
-    def _set_load(self, load) -> None:
-        self._load = load
-        if self._stops:
-            load.stop()
-
-    def on_stop(self) -> None:
-        if self._load is not None:
-            self._load.stop()
-            self._load.timeout = STOP_GRACE_S
 
     # -- results ----------------------------------------------------------------------------
 
