@@ -132,14 +132,20 @@ def bench_figure(timeline: pd.DataFrame):
 
 
 def sweep_figure(cells: pd.DataFrame):
-    """QPS and p99 over workers x batch size (heatmaps), or per workers when one batch size."""
+    """QPS and p99 over workers x batch size (heatmaps), or per workers when batch size is unknown."""
     if cells.empty:
         return None
     fig = _figure(9, 3.2)
     axes = fig.subplots(1, 2)
-    for ax, value, title in ((axes[0], "qps", "QPS"), (axes[1], "p99_ms", "p99 latency (ms)")):
-        grid = cells.pivot_table(index="workers", columns="batch_size", values=value, dropna=False)
-        heatmap(ax, grid, title)
+    if cells["batch_size"].isna().all():  # not our endpoint: workers only
+        for ax, value, title in ((axes[0], "qps", "QPS"), (axes[1], "p99_ms", "p99 latency (ms)")):
+            ax.plot(cells["workers"], cells[value], "-o")
+            ax.set(xlabel="workers", title=title, xscale="log")
+            ax.set_ylim(bottom=0)
+    else:
+        for ax, value, title in ((axes[0], "qps", "QPS"), (axes[1], "p99_ms", "p99 latency (ms)")):
+            grid = cells.pivot_table(index="workers", columns="batch_size", values=value, dropna=False)
+            heatmap(ax, grid, title)
     fig.subplots_adjust(left=0.08, right=0.92, bottom=0.18, top=0.88, wspace=0.3)
     return fig
 
