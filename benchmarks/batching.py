@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import re
 import shutil
@@ -43,8 +44,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@atexit.register
+def _stop_all() -> None:
+    """A benchmark that fails half-way must not leave servers running."""
+    for proc in STARTED:
+        if proc.poll() is None:
+            stop(proc)
+
+
 def start(cmd: list[str], port: int) -> subprocess.Popen:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    STARTED.append(proc)
     give_up = time.monotonic() + 30
     while time.monotonic() < give_up:
         with socket.socket() as s:
