@@ -143,6 +143,13 @@ def _common(parser: argparse.ArgumentParser, sub: bool) -> None:
         default=d(5),
         help="retries per request on 429/503/504/connection errors (default 5)",
     )
+    g.add_argument(
+        "--scrape-metrics",
+        type=float,
+        default=d(0.0),
+        metavar="SECONDS",
+        help="scrape the hub's /hub/metrics every SECONDS during the run (needs read:metrics; 0 = off)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -352,6 +359,7 @@ def _options(args: argparse.Namespace) -> HubOptions:
         request_timeout=args.request_timeout,
         timeout=args.timeout,
         max_retries=args.max_retries,
+        scrape_metrics=args.scrape_metrics,
     )
     if args.command == "stress-test":
         return StressOptions(

@@ -53,6 +53,7 @@ class HubOptions:
     request_timeout: float = 30.0
     timeout: float = 1800.0  # whole-run deadline (seconds); teardown gets its own
     max_retries: int = 5
+    scrape_metrics: float = 0.0  # seconds between scrapes of the hub's /hub/metrics; 0 = off
 
     def resolve(self, env: dict[str, str] | None = None) -> HubOptions:
         """Fill endpoint/token from the environment and validate; returns self."""
@@ -72,6 +73,10 @@ class HubOptions:
         _at_least("--spawn-limit", self.sandbox_spawn_limit, 0)
         _positive("--timeout", self.timeout)
         _positive("--request-timeout", self.request_timeout)
+        if self.scrape_metrics is None or self.scrape_metrics < 0:
+            raise OptionError(
+                f"--scrape-metrics must be a number of seconds >= 0 (got {self.scrape_metrics})"
+            )
         if self.sandbox_spawner not in ("real", "sim"):
             raise OptionError(f"--sandbox-spawner must be 'real' or 'sim' (got {self.sandbox_spawner!r})")
         if not self.prefix or not self.prefix[0].isalpha() or self.prefix != self.prefix.lower():

@@ -110,6 +110,8 @@ class HttpClient:
             self._session = None
 
     def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):  # outside the API, e.g. the hub's /hub/metrics
+            return path
         return f"{self.base_url}/{path.lstrip('/')}"
 
     # -- requests -------------------------------------------------------------------------

@@ -58,6 +58,15 @@ class HubAPI:
     async def delete_user(self, name: str) -> Response:
         return await self.client.request("delete", "DELETE", f"/users/{_u(name)}", user=name)
 
+    @property
+    def metrics_url(self) -> str:
+        """The hub's Prometheus page: ``/hub/metrics`` next to ``/hub/api``."""
+        base = self.client.base_url
+        return (base[: -len("/api")] if base.endswith("/api") else base) + "/metrics"
+
+    async def metrics(self) -> Response:
+        return await self.client.request("metrics", "GET", self.metrics_url, retry=False)
+
     async def get_user(self, name: str, op: str = "get_user") -> Response:
         return await self.client.request(op, "GET", f"/users/{_u(name)}", user=name)
 

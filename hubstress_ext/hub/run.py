@@ -20,6 +20,7 @@ from hubstress_ext.engine.run import Run
 from hubstress_ext.http.client import HttpClient
 from hubstress_ext.http.retry import Deadline, RetryPolicy
 from hubstress_ext.hub.api import HubAPI
+from hubstress_ext.hub.metrics import METRICS_COLUMNS, MetricsScraper
 from hubstress_ext.results.lifecycle import LifecycleTable
 from hubstress_ext.results.records import RecordSink
 from hubstress_ext.results.summary import summarize
@@ -37,6 +38,7 @@ class HubRun(Run):
         self.sandbox: Any = None  # the Sandbox, while a --sandbox run is live
         self._load_task: asyncio.Task | None = None
         self._teardown_task: asyncio.Task | None = None
+        self.scraper: MetricsScraper | None = None
 
     # -- what a scenario implements --------------------------------------------------------
 
@@ -69,24 +71,40 @@ class HubRun(Run):
             api = HubAPI(client)
             if not opts.dry_run:
                 self.meta["hub_version"] = await api.check_access()
-            self._load_task = asyncio.ensure_future(self.load(api))
+            scraping = None
+            if opts.scrape_metrics > 0 and not opts.dry_run:
+                self.scraper = MetricsScraper(api, opts.scrape_metrics)
+                scraping = asyncio.ensure_future(self.scraper.run())
             try:
-                await self._load_task
-                self.status = "finished"
-            except asyncio.CancelledError:
-                if self._stops == 0:
-                    raise
-                self.status = "interrupted"
-            if opts.keep or self._stops > 1:
-                return
-            client.deadline = Deadline(opts.timeout)  # teardown gets a fresh, bounded budget
-            self._teardown_task = asyncio.ensure_future(self.teardown(api))
-            try:
-                await self._teardown_task
-            except asyncio.CancelledError:
-                if self._stops < 2:
-                    raise
-                self.status = "aborted"
+                await self._load_and_teardown(api, client)
+            finally:
+                if scraping is not None:
+                    scraping.cancel()
+                    await asyncio.gather(scraping, return_exceptions=True)
+                    if self.scraper.error:
+                        self.meta["metrics_error"] = self.scraper.error
+
+    async def _load_and_teardown(self, api: HubAPI, client: HttpClient) -> None:
+        """Load, then (unless kept or abandoned) tear down with a fresh deadline."""
+        opts = self.options
+        self._load_task = asyncio.ensure_future(self.load(api))
+        try:
+            await self._load_task
+            self.status = "finished"
+        except asyncio.CancelledError:
+            if self._stops == 0:
+                raise
+            self.status = "interrupted"
+        if opts.keep or self._stops > 1:
+            return
+        client.deadline = Deadline(opts.timeout)  # teardown gets a fresh, bounded budget
+        self._teardown_task = asyncio.ensure_future(self.teardown(api))
+        try:
+            await self._teardown_task
+        except asyncio.CancelledError:
+            if self._stops < 2:
+                raise
+            self.status = "aborted"
 
     @contextlib.asynccontextmanager
     async def _target(self) -> AsyncIterator[tuple[str, str | None]]:
@@ -134,5 +152,10 @@ class HubRun(Run):
     def summary(self) -> pd.DataFrame:
         return summarize(self.df)
 
+    @property
+    def metrics_df(self) -> pd.DataFrame:
+        """The hub's own /hub/metrics over the run (``--scrape-metrics``): time, metric, labels, value."""
+        return self.scraper.to_frame() if self.scraper else pd.DataFrame(columns=METRICS_COLUMNS)
+
     def frames(self) -> dict[str, pd.DataFrame]:
-        return {"records": self.df, "users": self.users_df}
+        return {"records": self.df, "users": self.users_df, "metrics": self.metrics_df}

@@ -104,3 +104,32 @@ def test_named_servers(sim_hub, clean_hub):
     for name in run.created:
         _, model = clean_hub.call("GET", f"/users/{name}")
         assert model["servers"]["gpu"]["ready"] is True
+
+
+def test_hub_metrics_are_scraped_during_the_run_and_saved(sim_hub, clean_hub, tmp_path):
+    from hubstress_ext.results.store import load_run
+
+    run = stress(sim_hub, count=4, batch_size=4, profile="slow", scrape_metrics=0.5)
+    assert run.status == "finished", run.error
+    metrics = run.metrics_df
+    assert metrics["time"].nunique() >= 3  # several scrapes over the 3-5 s spawns
+    running = metrics[metrics["metric"] == "jupyterhub_running_servers"].sort_values("time")["value"]
+    assert running.max() > running.iloc[0]  # the hub's own gauge saw our servers come up
+    assert (run.df["op"] == "metrics").sum() == metrics["time"].nunique()  # each scrape is a record
+    saved = run.save(tmp_path)
+    assert (saved / "metrics.csv").is_file() and load_run(saved).meta["status"] == "finished"
+
+
+def test_metrics_scrape_without_the_scope_is_one_warning(sim_hub, clean_hub, monkeypatch):
+    from hubstress_ext.hub.metrics import MetricsScraper
+
+    async def denied(self):
+        from hubstress_ext.http.client import Response
+
+        return Response(403, b'{"message": "Forbidden"}')
+
+    monkeypatch.setattr("hubstress_ext.hub.api.HubAPI.metrics", denied)
+    run = stress(sim_hub, count=2, batch_size=2, scrape_metrics=0.2)
+    assert run.status == "finished"
+    assert "read:metrics" in run.meta["metrics_error"] and run.metrics_df.empty
+    assert isinstance(run.scraper, MetricsScraper)
