@@ -289,15 +289,6 @@ class Batcher:
             )
         waits = self.stats.queue_wait_ms
         observe_wait = self.histograms.queue_wait.observe
-        if failure is None and not any(isinstance(o, BaseException) for o in outputs):  # type: ignore[union-attr]
-            self.stats.served += size
-            for pending, output in zip(batch, outputs, strict=True):  # type: ignore[arg-type]
-                queue_s = start - pending.enqueued
-                waits.append(queue_s * 1000.0)
-                observe_wait(queue_s)
-                if not pending.future.done():
-                    pending.future.set_result(Result(output, batch_id, size, queue_s * 1000.0, model_ms))
-            return
         for i, pending in enumerate(batch):
             queue_ms = (start - pending.enqueued) * 1000.0
             waits.append(queue_ms)

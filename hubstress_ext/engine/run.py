@@ -42,6 +42,7 @@ class Run:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stops = 0
         self._done = threading.Event()
+        self._started = threading.Event()  # set once the run's loop is known (stop() works)
 
     # -- what a subclass implements ----------------------------------------------------------
 
@@ -64,6 +65,7 @@ class Run:
 
     async def run_async(self) -> Run:
         self._loop = asyncio.get_running_loop()
+        self._started.set()
         self.status = "running"
         self.started_at = time.time()
         try:
@@ -85,8 +87,7 @@ class Run:
         """
         thread = threading.Thread(target=self.execute, name=f"hubstress-{self.scenario}", daemon=True)
         thread.start()
-        while self._loop is None and thread.is_alive():  # stop() works as soon as we return
-            time.sleep(0.005)
+        self._started.wait(10)  # stop() works as soon as we return
         return thread
 
     def request_stop(self) -> None:

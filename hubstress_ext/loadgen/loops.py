@@ -107,8 +107,7 @@ class _Loop:
 
     def _send(self, conn: Connection, intended: float) -> None:
         conn.user = (intended, time.monotonic())
-        body = self.body()
-        conn.send(self.target.request_bytes(body))
+        conn.send(self.target.request_bytes(self.body()))
 
     def _record(self, conn: Connection, status: int, body: bytes, error: str | None) -> None:
         intended, sent = conn.user  # type: ignore[misc]
@@ -187,8 +186,7 @@ class ClosedLoop(_Loop):
             self.recorder.add(intended, intended, time.monotonic(), 0, CONNECTION)
             self._spawn(self._worker_start(failures + 1))
             return
-        conn.user = (intended, intended)
-        conn.send(self.target.request_bytes(self.body()))
+        self._send(conn, intended)
 
     def _on_done(self, conn: Connection, status: int, body: bytes, error: str | None) -> None:
         self._record(conn, status, body, error)
@@ -202,9 +200,7 @@ class ClosedLoop(_Loop):
             self._spawn(self._worker_start(1 if error == CONNECTION else 0))
             return
         self.remaining -= 1
-        now = time.monotonic()
-        conn.user = (now, now)
-        conn.send(self.target.request_bytes(self.body()))
+        self._send(conn, time.monotonic())
 
     def _worker_done(self) -> None:
         self._active -= 1

@@ -129,7 +129,9 @@ class SweepOptions(_EndpointAuth):
         return self
 
     def validate(self) -> None:
-        self.cell(self.workers[0] if self.workers else 1).validate()
+        cell = self.cell(self.workers[0] if self.workers else 1)
+        cell.validate()  # URL, method, timeout, duration, template: as for one bench
+        self.template = cell.template  # parsed
         if not self.workers:
             raise OptionError("--workers needs at least one value, e.g. 8,32,128")
         for w in self.workers:
@@ -139,23 +141,16 @@ class SweepOptions(_EndpointAuth):
                 raise OptionError("--batch-size needs at least one value, e.g. 1,5,10")
             for b in self.batch_sizes:
                 _positive_int("--batch-size", b)
-        if not (_number(self.duration) and self.duration > 0):
-            raise OptionError(f"--duration must be a positive number of seconds (got {self.duration!r})")
         if not (_number(self.warmup) and self.warmup >= 0):
             raise OptionError(f"--warmup must be a number of seconds >= 0 (got {self.warmup!r})")
         if self.max_p99_ms is not None and not (_number(self.max_p99_ms) and self.max_p99_ms > 0):
             raise OptionError(f"--max-p99-ms must be a positive number (got {self.max_p99_ms!r})")
-        if isinstance(self.template, str):
-            try:
-                self.template = parse_template(self.template)
-            except ValueError as exc:
-                raise OptionError(f"--template: {exc}") from None
 
     def cell(self, workers: int, duration: float | None = None) -> LoadOptions:
         return LoadOptions(
             url=self.url,
             workers=workers,
-            duration=duration or self.duration,
+            duration=self.duration if duration is None else duration,
             method=self.method,
             template=self.template,
             timeout=self.timeout,

@@ -55,6 +55,7 @@ class Recorder:
         self.outcome: list[str] = []
         self.ts_diff: list[float] = []
         self.batch_size: list[int] = []
+        self.failed = 0  # outcomes other than "ok", kept as they come (live progress reads it)
         self.origin = time.monotonic()  # monotonic time of the run's start...
         self.origin_wall = time.time()  # ...and the wall clock at that moment
 
@@ -76,6 +77,8 @@ class Recorder:
         self.done.append(done)
         self.status.append(status)
         self.outcome.append(outcome)
+        if outcome != OK:
+            self.failed += 1
         self.ts_diff.append(ts_diff)
         self.batch_size.append(batch_size)
 

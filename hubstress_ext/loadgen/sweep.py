@@ -101,7 +101,8 @@ class SweepRun(LoadRun):
         if self._stops:
             return None  # a cut-short cell would mislead: only whole cells are kept
         after = await control.stats() if control else None
-        stats = bench_stats(recorder.to_frame(), elapsed, cpu)
+        frame = recorder.to_frame()
+        stats = bench_stats(frame, elapsed, cpu)
         server_cpu = math.nan
         if before and after and before.get("pid") == after.get("pid"):
             wall = after["time"] - before["time"]
@@ -109,7 +110,6 @@ class SweepRun(LoadRun):
                 (after["cpu_seconds"] - before["cpu_seconds"]) / wall * 100.0 if wall > 0 else math.nan
             )
             actual_bs = after.get("settings", {}).get("batch_size", actual_bs)
-        frame = recorder.to_frame()
         frame.insert(0, "batch_size_setting", actual_bs)
         frame.insert(0, "workers", workers)
         self.records.append(frame)

@@ -12,10 +12,12 @@ import html
 import multiprocessing
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 
+from hubstress_ext.cli.logs import setup_logging
 from hubstress_ext.results import charts
 
 BAR_EVERY_S = 0.25
@@ -38,6 +40,17 @@ class LiveView:
         self.run = run
 
     # -- following a run ----------------------------------------------------------------------
+
+    def launch(self, run: Any) -> Path | None:
+        """Start ``run`` in its thread and follow it here (what the magics and the panel do).
+
+        Warnings go to stderr with the run's token masked; returns the log file, if any.
+        """
+        verbose, log_file = run.log_options
+        path = setup_logging(verbose, log_file, [getattr(run.options, "token", None) or ""])
+        run.start()
+        self.follow(run)
+        return path
 
     def follow(self, run: Any) -> None:
         """Show ``run`` from now until it finishes (returns at once)."""

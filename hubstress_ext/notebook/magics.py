@@ -19,8 +19,11 @@ Errors are one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import shlex
 import sys
+import threading
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -29,6 +32,7 @@ from IPython.display import display
 from hubstress_ext.engine.options import ENV_ENDPOINT, ENV_TOKEN, OptionError
 
 TRUE = {"true", "yes", "on", "1"}
+_COMMENT = re.compile(r"(?:^|\s)#")  # a comment starts a line or follows a space: '#' inside a value stays
 FALSE = {"false", "no", "off", "0"}
 
 
@@ -62,7 +66,7 @@ def cell_to_argv(
     lines: dict[str, int] = {}
     namespace = namespace or {}
     for number, raw in enumerate(body.splitlines(), start=2):
-        text = raw.split("#", 1)[0].strip() if not raw.strip().startswith("template") else raw.strip()
+        text = _COMMENT.split(raw, 1)[0].strip()
         if not text:
             continue
         key, sep, value = text.partition("=")
@@ -164,17 +168,15 @@ class HubstressMagics(Magics):
 
     def _from_namespace(self, words: list[str]) -> list[str]:
         """Hub endpoint/token from notebook variables when neither flags nor environment give them."""
-        import os
-
         ns = self.shell.user_ns if self.shell else {}
         scenario = words[0] if words and not words[0].startswith("-") else "stress-test"
         if scenario in ("bench", "sweep") or "--sandbox" in words:
             return words
         extra = []
-        for flags, env in (({"-e", "--endpoint"}, ENV_ENDPOINT), ({"-t", "--token"}, ENV_TOKEN)):
-            given = any(w in flags or w.split("=", 1)[0] in flags for w in words)
+        for long, short, env in (("--endpoint", "-e", ENV_ENDPOINT), ("--token", "-t", ENV_TOKEN)):
+            given = any(w.split("=", 1)[0] in (long, short) for w in words)
             if not given and not os.environ.get(env) and isinstance(ns.get(env), str):
-                extra += [sorted(flags)[0], ns[env]]  # the long flag (sorted: "--x" < "-x")
+                extra += [long, ns[env]]
         return [*words, *extra]
 
     def _report(self, args: list[str]) -> Any:
@@ -197,18 +199,13 @@ def follow(run: Any, background: bool = False, displayed: bool = False) -> Any:
     Interrupting the kernel (the stop button, or Ctrl-C in a terminal) once stops the run and
     lets it clean up; twice leaves at once (``purge`` finds what is left).
     """
-    from hubstress_ext.cli.logs import setup_logging
     from hubstress_ext.notebook.live import LiveView
 
-    verbose, log_file = run.log_options
-    path = setup_logging(verbose, log_file, [getattr(run.options, "token", None) or ""])  # token masked
-    if path is not None:
-        print(f"logging to {path}", file=sys.stderr)
     view = LiveView()
     display(view.widget)
-    run.start()
-    view.follow(run)
-    run._live_view = view
+    path = view.launch(run)
+    if path is not None:
+        print(f"logging to {path}", file=sys.stderr)
     if background:
         _save_when_done(run, view, wait=False)
         return run
@@ -245,6 +242,4 @@ def _save_when_done(run: Any, view: Any, wait: bool) -> None:
     if wait:
         finish()
     else:
-        import threading
-
         threading.Thread(target=finish, daemon=True, name="hubstress-save").start()

@@ -7,6 +7,7 @@ validation and errors are the engine's; they show inline under the form, never a
 from __future__ import annotations
 
 import html
+import threading
 from typing import Any
 
 import ipywidgets as widgets
@@ -50,6 +51,7 @@ class Panel:
         self.error.add_class("hubstress-error")
         self.view = LiveView()
         self.run: Any = None
+        self._done_thread: threading.Thread | None = None
         for name, value in values.items():
             field = getattr(self, name, None)
             if not isinstance(field, widgets.ValueWidget):
@@ -121,26 +123,19 @@ class Panel:
             self._show_error(str(exc))
             return None
         self.error.value = ""
-        from hubstress_ext.cli.logs import setup_logging
-
-        setup_logging(False, None, [getattr(run.options, "token", None) or ""])  # warnings, token masked
         self.run = run
         self.start_button.disabled, self.stop_button.disabled = True, False
-        run.start()
-        self.view.follow(run)
-        import threading
-
+        self.view.launch(run)
         self._done_thread = threading.Thread(target=self._when_done, args=(run,), daemon=True)
         self._done_thread.start()
         return run
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run and its display are finished; False if ``timeout`` passed."""
-        thread = getattr(self, "_done_thread", None)
-        if thread is None:
+        if self._done_thread is None:
             return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        self._done_thread.join(timeout)
+        return not self._done_thread.is_alive()
 
     def stop(self) -> None:
         """Stop the run (press twice to skip clean-up)."""

@@ -18,7 +18,10 @@ import pandas as pd
 def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height))
+    fig = Figure(figsize=(width, height))
+    # fixed margins: tight_layout would draw the figure an extra time on every refresh
+    fig.subplots_adjust(left=0.08, right=0.92, bottom=0.18, top=0.88, wspace=0.3)
+    return fig
 
 
 def chart_data(run: Any) -> tuple[str, pd.DataFrame] | None:
@@ -91,7 +94,6 @@ def spawn_storm_figure(users: pd.DataFrame):
             right.axvline(lat.quantile(q), color="k", linestyle=style, label=f"p{int(q * 100)}")
         right.legend()
     right.set(xlabel="spawn latency (s)", ylabel="users", title="spawn latency")
-    fig.subplots_adjust(left=0.08, right=0.92, bottom=0.18, top=0.88, wspace=0.3)
     return fig
 
 
@@ -107,7 +109,6 @@ def activity_figure(df: pd.DataFrame):
             ax.plot(group["start"] - t0, group["latency_ms"], ".", markersize=3, label=op, alpha=0.6)
     ax.set(xlabel="seconds", ylabel="latency (ms)", title="hub API latency under load")
     ax.legend()
-    fig.subplots_adjust(left=0.08, right=0.92, bottom=0.18, top=0.88, wspace=0.3)
     return fig
 
 
@@ -127,7 +128,6 @@ def bench_figure(timeline: pd.DataFrame):
     lat.set_ylim(bottom=0)
     handles = ax.get_legend_handles_labels()[0] + lat.get_legend_handles_labels()[0]
     ax.legend(handles, [h.get_label() for h in handles], loc="lower right")
-    fig.subplots_adjust(left=0.08, right=0.92, bottom=0.18, top=0.88, wspace=0.3)
     return fig
 
 
@@ -146,7 +146,6 @@ def sweep_figure(cells: pd.DataFrame):
         for ax, value, title in ((axes[0], "qps", "QPS"), (axes[1], "p99_ms", "p99 latency (ms)")):
             grid = cells.pivot_table(index="workers", columns="batch_size", values=value, dropna=False)
             heatmap(ax, grid, title)
-    fig.subplots_adjust(left=0.08, right=0.92, bottom=0.18, top=0.88, wspace=0.3)
     return fig
 
 
