@@ -6,9 +6,14 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test bench clean debian-chromium debian-wrk
 
 # Debian packages: chromium (the JupyterLab end-to-end test), wrk (benchmarks only).
+# Explicit rules, not a `debian-%` pattern: GNU make never applies a pattern rule to a target
+# listed in .PHONY, so such a rule silently installed nothing (tests/unit/test_makefile.py).
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
-debian-%:
-	@command -v $* >/dev/null || { $(APT) update -q && DEBIAN_FRONTEND=noninteractive $(APT) install -y -q $*; }
+apt_install = command -v $(1) >/dev/null || { $(APT) update -q && DEBIAN_FRONTEND=noninteractive $(APT) install -y -q $(1); }
+debian-chromium:
+	@$(call apt_install,chromium)
+debian-wrk:
+	@$(call apt_install,wrk)
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)

@@ -1,3 +1,3 @@
-from hubstress_ext.cli.main import main
+from hubstress_ext.cli.main import entry
 
-raise SystemExit(main())
+entry()

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from hubstress_ext import __version__
 from hubstress_ext.cli.logs import setup_logging
@@ -336,10 +337,11 @@ def _load(args: argparse.Namespace) -> int:
         return 2
     setup_logging(args.verbose, None, [options.token or ""])
     run = BenchRun(options) if args.command == "bench" else SweepRun(options)
-    _execute_with_signals(run, cleanup=False)
-    print_load_report(run, as_json=args.json)
-    if args.save:
-        print(f"saved run to {run.save(args.save)}", file=sys.stderr if args.json else sys.stdout)
+    with _late_signals_exit_130():
+        _execute_with_signals(run, cleanup=False)
+        print_load_report(run, as_json=args.json)
+        if args.save:
+            print(f"saved run to {run.save(args.save)}", file=sys.stderr if args.json else sys.stdout)
     return run.exit_code
 
 
@@ -465,10 +467,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"logging to {log_path}", file=sys.stderr)
         log.info("hubstress %s %s options=%s", __version__, args.command, options.public())
     run = make_run(options, args.command)
-    _execute_with_signals(run)
-    print_report(run)
-    if args.save and not options.dry_run:
-        print(f"saved run to {run.save(args.save)}")
+    with _late_signals_exit_130():
+        _execute_with_signals(run)
+        print_report(run)
+        if args.save and not options.dry_run:
+            print(f"saved run to {run.save(args.save)}")
     return run.exit_code
 
 
@@ -487,29 +490,64 @@ def _execute_with_signals(run: Run, cleanup: bool = True) -> None:
             nonlocal presses
             presses += 1
             if presses == 1 and not cleanup:
-                print("\ninterrupted: stopping, keeping what was measured", file=sys.stderr, flush=True)
+                say("interrupted: stopping, keeping what was measured")
             elif presses == 1:
-                print(
-                    "\ninterrupted: stopping and cleaning up (Ctrl-C again to leave at once)",
-                    file=sys.stderr,
-                    flush=True,
+                say(
+                    "interrupted: sending nothing new, removing what this run created "
+                    "(Ctrl-C again to leave at once)"
                 )
+            elif presses == 2 and cleanup and getattr(run.options, "sandbox", False):
+                say("leaving now: the sandbox hub goes away with everything on it")
             elif presses == 2 and cleanup:
-                print(
-                    "\nleaving now: run `hubstress purge` to remove what is left",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                say("leaving now: what is left is in the marker group; run `hubstress purge` to remove it")
             run._stop_in_loop()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
-        await run.run_async()
+        try:
+            await run.run_async()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):  # from here on: exit 130 (see below)
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, _leave_130)
+
+    def say(text: str) -> None:
+        print(f"\n{text}", file=sys.stderr, flush=True)
 
     from hubstress_ext.cli.output import attach_progress_bars
 
     with attach_progress_bars(run):
         asyncio.run(go())
+
+
+def _leave_130(signum: int, frame: object) -> None:
+    raise SystemExit(130)
+
+
+@contextlib.contextmanager
+def _late_signals_exit_130() -> Iterator[None]:
+    """Around a run and its report: a Ctrl-C that lands after the run itself has ended (while
+    the report prints or the run is saved) ends the command with 130, not a traceback. The
+    handlers in force before are put back, so calling :func:`main` in-process changes nothing."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def entry() -> None:
+    """The ``hubstress`` command: :func:`main`, then an exit no late Ctrl-C can turn into a crash.
+
+    CPython resets Python-level signal handlers to the default while it finalizes (a second or
+    so with pandas loaded), so a Ctrl-C then would kill the process by SIGINT; an ignored
+    signal stays ignored. The exit status is decided by then.
+    """
+    code = main()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def _report(run_dir: str) -> int:
@@ -577,4 +615,4 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -69,7 +69,9 @@ def print_report(run: Run) -> None:
     if run.scenario == "purge":
         removed = getattr(run, "removed", [])
         print(f"removed {len(removed)} user(s)" + (f": {', '.join(removed)}" if removed else ""))
-    if run.status == "aborted" or (opts.keep and run.scenario != "purge"):
+    if run.meta.get("leftover_note"):
+        print(run.meta["leftover_note"])
+    elif opts.keep and run.scenario != "purge" and not opts.sandbox:
         print("users were left on the hub; `hubstress purge` removes them")
 
 

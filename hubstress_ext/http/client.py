@@ -53,6 +53,8 @@ class Response:
 
 # Responder used instead of the network in --dry-run: (method, path, json) -> Response
 Responder = Callable[[str, str, Any], Response]
+# Sees every attempt's record as it completes (the hub watch uses it to notice a dead hub)
+Observer = Callable[[Record], None]
 
 
 class _Retryable(Exception):
@@ -87,6 +89,10 @@ class HttpClient:
         self._dry_run = dry_run
         self._plan_printer = plan_printer
         self._session: aiohttp.ClientSession | None = None
+        self.observer: Observer | None = None
+        # set (to a reason) once the target is known to be gone: requests then fail at once,
+        # unsent and unrecorded, instead of retrying into a dead server
+        self.unreachable: str | None = None
 
     @property
     def dry_run(self) -> bool:
@@ -127,8 +133,18 @@ class HttpClient:
         params: dict[str, str] | None = None,
         timeout: float | None = None,
         retry: bool = True,
+        retry_errors: bool = True,
+        attempts: int | None = None,
+        connect_timeout: float | None = None,
+        expect: tuple[int, ...] = (),
     ) -> Response:
-        """Send with retries; returns the final Response (never raises for HTTP/transport errors)."""
+        """Send with retries; returns the final Response (never raises for HTTP/transport errors).
+
+        ``retry_errors=False`` retries only answers (429/503/504), not failures to connect: a
+        pre-flight against a hub that is not there should fail in a second, not after minutes
+        of backoff. ``expect`` lists statuses that are an answer, not an error (the 404 of a
+        group that does not exist yet).
+        """
         if self._dry_run is not None:
             self._plan_printer(_plan_line(method, path, params, json))
             return self._dry_run(method, path, json)
@@ -137,18 +153,27 @@ class HttpClient:
 
         async def once() -> Response:
             nonlocal attempt_no
+            if self.unreachable is not None:
+                await asyncio.sleep(0)  # a loop of failing calls must still yield (and be cancellable)
+                return Response(status=None, error=self.unreachable, attempts=attempt_no)
             attempt_no += 1
-            record, response = await self._send(op, method, path, user, json, params, timeout)
+            record, response = await self._send(
+                op, method, path, user, json, params, timeout, connect_timeout
+            )
             record.attempt = attempt_no
+            record.expected = response.status in expect
             response.attempts = attempt_no
-            if retry and _is_retryable(response, self.retry):
+            if self.observer is not None:
+                self.observer(record)
+            retryable = _is_retryable(response, self.retry) and (retry_errors or response.error is None)
+            if retry and retryable:
                 raise _Retryable(record, response, parse_retry_after(response.headers.get("Retry-After")))
             self.sink.add(record)
             return response
 
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.retry.max_attempts) | self._stop_at_deadline,
+                stop=stop_after_attempt(attempts or self.retry.max_attempts) | self._stop_at_deadline,
                 wait=self._wait,
                 retry=retry_if_exception_type(_Retryable),
                 before_sleep=self._record_retry,
@@ -193,6 +218,7 @@ class HttpClient:
         json: Any,
         params: dict[str, str] | None,
         timeout: float | None,
+        connect_timeout: float | None = None,
     ) -> tuple[Record, Response]:
         assert self._session is not None, "use 'async with HttpClient(...)'"
         limit = min(timeout or self.request_timeout, max(self.deadline.remaining(), 0.01))
@@ -207,7 +233,7 @@ class HttpClient:
                 self.url(path),
                 json=json,
                 params=params,
-                timeout=aiohttp.ClientTimeout(total=limit),
+                timeout=aiohttp.ClientTimeout(total=limit, sock_connect=connect_timeout),
             ) as resp:
                 status = resp.status
                 body = await resp.read()
@@ -221,6 +247,14 @@ class HttpClient:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s -> %s in %.1f ms", method, path, status or error, elapsed * 1000)
         return record, Response(status=status, body=body, headers=headers, error=error)
+
+    async def probe(self, op: str, url: str, timeout: float) -> Response:
+        """One unretried GET with a short limit (a health check); recorded, never observed."""
+        if self.dry_run:
+            return Response(200)
+        record, response = await self._send(op, "GET", url, None, None, None, timeout, timeout)
+        self.sink.add(record)
+        return response
 
     # -- server-sent events ---------------------------------------------------------------
 
@@ -237,6 +271,9 @@ class HttpClient:
             yield {"progress": 100, "ready": True, "message": "dry run"}
             return
         assert self._session is not None
+        if self.unreachable is not None:
+            await asyncio.sleep(0)
+            raise StreamError(self.unreachable, None, gone=True)
         wall, t0 = time.time(), time.perf_counter()
         status: int | None = None
         error: str | None = None
@@ -263,7 +300,10 @@ class HttpClient:
             error = _describe_client_error(exc)
         finally:
             elapsed = time.perf_counter() - t0
-            self.sink.add(_record(op, "GET", path, user, wall, elapsed, status, error))
+            record = _record(op, "GET", path, user, wall, elapsed, status, error)
+            self.sink.add(record)
+            if self.observer is not None:
+                self.observer(record)
         if error:
             raise StreamError(error, status)
 
@@ -271,13 +311,16 @@ class HttpClient:
 class StreamError(Exception):
     """An event stream ended without its final event (HTTP error, timeout, disconnect)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, *, gone: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.gone = gone  # the target is known to be unreachable: nothing was sent
 
     @property
     def retryable(self) -> bool:
         """Worth re-subscribing: the server or the path to it failed, not the request."""
+        if self.gone:
+            return False
         return self.status is None or self.status >= 500 or self.status == 429
 
 

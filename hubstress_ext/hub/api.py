@@ -15,6 +15,8 @@ from hubstress_ext.http.client import HttpClient, Response
 
 MARKER_GROUP = "hubstress"  # every user this tool creates joins it; purge requires it
 PAGE_LIMIT = 200  # JupyterHub's default api_page_max_limit
+PREFLIGHT_CONNECT_S = 2.0  # a hub that cannot be connected to fails the pre-flight this fast
+PREFLIGHT_ATTEMPTS = 3  # ...and one whose proxy answers 503 after ~1.5 s of backoff
 
 
 class HubError(RunError):
@@ -32,12 +34,24 @@ class HubAPI:
     # -- hub -----------------------------------------------------------------------------
 
     async def check_access(self) -> str:
-        """Fail fast with one clear line if the hub is unreachable or the token is not good."""
-        resp = await self.client.request("check", "GET", "/", retry=True)
+        """Fail fast with one clear line if the hub is unreachable or the token is not good.
+
+        Failures to connect are not retried here: retries are for a hub that was reachable.
+        """
+        resp = await self.client.request(
+            "check",
+            "GET",
+            "/",
+            retry_errors=False,
+            attempts=PREFLIGHT_ATTEMPTS,
+            connect_timeout=PREFLIGHT_CONNECT_S,
+        )
         if not resp.ok:
             raise HubError(f"cannot reach the hub API at {self.client.base_url}: {resp.reason()}")
         version = (resp.json() or {}).get("version", "?") if resp.body else "?"
-        resp = await self.client.request("check", "GET", "/user")
+        resp = await self.client.request(
+            "check", "GET", "/user", retry_errors=False, attempts=PREFLIGHT_ATTEMPTS
+        )
         if resp.status in (401, 403):
             raise HubError(f"token rejected or lacks admin scopes: {resp.reason()}")
         if not resp.ok:
@@ -56,13 +70,24 @@ class HubAPI:
         return await self.client.request("create", "POST", "/users", json={"usernames": names})
 
     async def delete_user(self, name: str) -> Response:
-        return await self.client.request("delete", "DELETE", f"/users/{_u(name)}", user=name)
+        # 404: gone already (a retried DELETE that had landed): what teardown wanted
+        return await self.client.request("delete", "DELETE", f"/users/{_u(name)}", user=name, expect=(404,))
+
+    @property
+    def hub_url(self) -> str:
+        """``.../hub`` (the API is ``.../hub/api``)."""
+        base = self.client.base_url
+        return base[: -len("/api")] if base.endswith("/api") else base
 
     @property
     def metrics_url(self) -> str:
         """The hub's Prometheus page: ``/hub/metrics`` next to ``/hub/api``."""
-        base = self.client.base_url
-        return (base[: -len("/api")] if base.endswith("/api") else base) + "/metrics"
+        return self.hub_url + "/metrics"
+
+    @property
+    def health_url(self) -> str:
+        """``/hub/health``: answered by the hub process itself, without a token."""
+        return self.hub_url + "/health"
 
     async def metrics(self) -> Response:
         return await self.client.request("metrics", "GET", self.metrics_url, retry=False)
@@ -104,7 +129,7 @@ class HubAPI:
     # -- marker group --------------------------------------------------------------------
 
     async def ensure_group(self, group: str = MARKER_GROUP) -> None:
-        resp = await self.client.request("group", "POST", f"/groups/{_u(group)}")
+        resp = await self.client.request("group", "POST", f"/groups/{_u(group)}", expect=(409,))
         if not (resp.ok or resp.status == 409):
             raise HubError(f"could not create marker group {group!r}: {resp.reason()}")
 
@@ -112,8 +137,8 @@ class HubAPI:
         return await self.client.request("group", "POST", f"/groups/{_u(group)}/users", json={"users": names})
 
     async def group_members(self, group: str = MARKER_GROUP) -> list[str]:
-        resp = await self.client.request("group", "GET", f"/groups/{_u(group)}")
-        if resp.status == 404:
+        resp = await self.client.request("group", "GET", f"/groups/{_u(group)}", expect=(404,))
+        if resp.status == 404:  # no marker group yet: nothing of ours on this hub
             return []
         if not resp.ok:
             raise HubError(f"reading marker group {group!r} failed: {resp.reason()}")

@@ -44,16 +44,28 @@ class MetricsScraper:
     async def run(self) -> None:
         """Scrape every ``interval`` seconds until cancelled (the run owns this task)."""
         while True:
-            resp = await self.api.metrics()
-            if resp.status in (401, 403, 404):
-                self.error = f"cannot read {self.api.metrics_url}: {resp.reason()}"
-                if resp.status != 404:
-                    self.error += " (the token needs the read:metrics scope)"
-                log.warning("hub metrics: %s; scraping stopped", self.error)
+            if not await self.scrape_once():
                 return
-            if resp.ok:
-                self.rows += parse_metrics(resp.body.decode("utf-8", "replace"), time.time())
             await asyncio.sleep(self.interval)
+
+    async def scrape_once(self) -> bool:
+        """One scrape; False once scraping cannot work (no read:metrics, no such page).
+
+        The run also calls it once when the load ends, so the last rows describe the hub
+        after everything the load did (a periodic scrape may fall just before the last spawn).
+        """
+        if self.error is not None:
+            return False
+        resp = await self.api.metrics()
+        if resp.status in (401, 403, 404):
+            self.error = f"cannot read {self.api.metrics_url}: {resp.reason()}"
+            if resp.status != 404:
+                self.error += " (the token needs the read:metrics scope)"
+            log.warning("hub metrics: %s; scraping stopped", self.error)
+            return False
+        if resp.ok:
+            self.rows += parse_metrics(resp.body.decode("utf-8", "replace"), time.time())
+        return True
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=METRICS_COLUMNS)

@@ -1,20 +1,43 @@
-"""Names for the users a run creates: ``<prefix><n>``, continuing after this tool's existing ones."""
+"""Names for the users a run creates: ``<prefix><n>`` with ASCII digits, never an existing name.
+
+``\\d`` in Python matches any Unicode digit (``hubstress-٣``, ``hubstress-６``): names this tool
+never makes, so every pattern here spells out ``[0-9]``.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from hubstress_ext.hub.api import HubAPI
 
 
-async def allocate_names(api: HubAPI, prefix: str, count: int) -> list[str]:
-    """Next ``count`` free names; only marker-group members with the prefix are considered ours."""
-    pattern = re.compile(re.escape(prefix) + r"(\d+)$")
-    taken = [int(m.group(1)) for n in await api.group_members() if (m := pattern.match(n))]
-    start = max(taken, default=-1) + 1
-    return [f"{prefix}{i}" for i in range(start, start + count)]
+def _pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(re.escape(prefix) + r"([0-9]+)")
 
 
 def ours(names: list[str], prefix: str) -> list[str]:
-    pattern = re.compile(re.escape(prefix) + r"\d+$")
-    return [n for n in names if pattern.match(n)]
+    """The names this tool could have made: the prefix and ASCII digits, nothing else."""
+    pattern = _pattern(prefix)
+    return [n for n in names if pattern.fullmatch(n)]
+
+
+async def next_free_index(api: HubAPI, prefix: str) -> int:
+    """One past the highest ``<prefix><n>`` on the hub, whoever made it and whatever its group.
+
+    Looking at every user with the prefix (not only marker-group members) is what keeps a run
+    from picking the name of a look-alike user someone created by hand.
+    """
+    pattern = _pattern(prefix)
+    existing = [u["name"] for u in await api.list_users(prefix=prefix)]
+    existing += await api.group_members()
+    taken = [int(m.group(1)) for n in existing if (m := pattern.fullmatch(n))]
+    return max(taken, default=-1) + 1
+
+
+def name_stream(prefix: str, start: int) -> Iterator[str]:
+    """``<prefix><start>``, ``<prefix><start+1>``, ...: creation draws from it until it has enough."""
+    n = start
+    while True:
+        yield f"{prefix}{n}"
+        n += 1

@@ -1,16 +1,26 @@
 """HubRun: a run against a JupyterHub (or the sandbox hub started for it).
 
-It has a *load* stage (sending the scenario's traffic) and a *teardown* stage (removing what
-it created). ``request_stop()`` once cancels the load and lets teardown run; twice, it cancels
-teardown too and leaves the marker group for ``purge``. Both stages are bounded by deadlines,
-so a run never hangs on a dead hub.
+A run goes through phases: *starting* (the sandbox, if any, and the pre-flight), *load* (the
+scenario's traffic), *teardown* (removing what it created) and *closing* (the sandbox going
+away). What a stop does is the same in every phase, whether it comes from Ctrl-C or
+``run.stop()`` in a notebook:
+
+- once: nothing new is sent; what the run created is torn down (bounded in time); exit 130.
+- twice: the run ends at once (exit 130) and sends nothing more; every user it created is in
+  the marker group, so ``hubstress purge`` removes what is left.
+
+A hub that dies mid-run is noticed (:mod:`hubstress_ext.hub.health`): the load stops, teardown
+gets one short try, and the run fails with one line saying when the hub became unreachable and
+how many users are left for ``purge``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import pandas as pd
@@ -19,11 +29,18 @@ from hubstress_ext.engine.options import HubOptions
 from hubstress_ext.engine.run import Run
 from hubstress_ext.http.client import HttpClient
 from hubstress_ext.http.retry import Deadline, RetryPolicy
-from hubstress_ext.hub.api import HubAPI
+from hubstress_ext.hub.api import MARKER_GROUP, HubAPI
+from hubstress_ext.hub.health import HubWatch
 from hubstress_ext.hub.metrics import METRICS_COLUMNS, MetricsScraper
 from hubstress_ext.results.lifecycle import LifecycleTable
 from hubstress_ext.results.records import RecordSink
 from hubstress_ext.results.summary import summarize
+
+log = logging.getLogger("hubstress")
+
+STOPPED_TEARDOWN_S = 120.0  # after a stop, teardown gets at most this long
+DEAD_HUB_TEARDOWN_S = 15.0  # the one short try at teardown after the hub was found down
+ABANDON_SETTLE_S = 3.0  # on a second stop, how long a create request already sent may finish
 
 
 class HubRun(Run):
@@ -36,9 +53,11 @@ class HubRun(Run):
         self.sink = RecordSink()
         self.users = LifecycleTable()
         self.sandbox: Any = None  # the Sandbox, while a --sandbox run is live
-        self._load_task: asyncio.Task | None = None
-        self._teardown_task: asyncio.Task | None = None
+        self.phase = "created"
         self.scraper: MetricsScraper | None = None
+        self.watch: HubWatch | None = None
+        self._phase_task: asyncio.Task | None = None
+        self._client: HttpClient | None = None
 
     # -- what a scenario implements --------------------------------------------------------
 
@@ -48,11 +67,28 @@ class HubRun(Run):
     async def teardown(self, api: HubAPI) -> None:
         """Remove what the run created (skipped when ``keep`` is set)."""
 
+    async def settle(self) -> None:
+        """Wait (bounded) for requests that create things, so teardown knows all it made."""
+
+    def left_on_hub(self) -> list[str]:
+        """Users this run created that are still on the hub."""
+        return []
+
     # -- running ---------------------------------------------------------------------------
 
     async def main(self) -> None:
-        async with self._target() as (endpoint, token):
-            await self._run_against(endpoint, token)
+        self.phase = "starting"
+        self._phase_task = asyncio.current_task()
+        try:
+            async with self._target() as (endpoint, token):
+                await self._run_against(endpoint, token)
+        except asyncio.CancelledError:
+            if not self._stops:
+                raise
+            self._set_stopped_status()
+        finally:
+            self.phase = "done"
+            self._finish_report()
 
     async def _run_against(self, endpoint: str, token: str | None) -> None:
         opts = self.options
@@ -67,10 +103,12 @@ class HubRun(Run):
             plan_printer=self.print_plan,
         )
         self.meta["endpoint"] = endpoint
+        self._client = client
         async with client:
             api = HubAPI(client)
             if not opts.dry_run:
                 self.meta["hub_version"] = await api.check_access()
+                self.watch = HubWatch(client, api.health_url, self._on_hub_down).attach()
             scraping = None
             if opts.scrape_metrics > 0 and not opts.dry_run:
                 self.scraper = MetricsScraper(api, opts.scrape_metrics)
@@ -83,28 +121,97 @@ class HubRun(Run):
                     await asyncio.gather(scraping, return_exceptions=True)
                     if self.scraper.error:
                         self.meta["metrics_error"] = self.scraper.error
+                if self.watch is not None:
+                    self.watch.close()
 
     async def _load_and_teardown(self, api: HubAPI, client: HttpClient) -> None:
-        """Load, then (unless kept or abandoned) tear down with a fresh deadline."""
+        """Load, then (unless kept or abandoned) tear down with a fresh, bounded deadline."""
         opts = self.options
-        self._load_task = asyncio.ensure_future(self.load(api))
-        try:
-            await self._load_task
-            self.status = "finished"
-        except asyncio.CancelledError:
-            if self._stops == 0:
-                raise
-            self.status = "interrupted"
-        if opts.keep or self._stops > 1:
+        if self._stops:  # stopped while starting: nothing was created, nothing to send
+            self._set_stopped_status()
             return
-        client.deadline = Deadline(opts.timeout)  # teardown gets a fresh, bounded budget
-        self._teardown_task = asyncio.ensure_future(self.teardown(api))
+        if await self._phase("load", self.load(api)):
+            self.status = "finished"
+            if self.scraper is not None:
+                await self.scraper.scrape_once()  # the hub's figures after everything the load did
+        if self._hub_is_down:
+            await self._teardown_after_dead_hub(api, client)
+            return
+        if self._stops:
+            self._set_stopped_status()
+        if self._stops > 1:
+            await self.settle_briefly()
+            return
+        await self.settle()
+        if opts.keep:
+            return
+        limit = opts.timeout if not self._stops else min(opts.timeout, STOPPED_TEARDOWN_S)
+        client.deadline = Deadline(limit)  # teardown gets a fresh, bounded budget
+        await self._phase("teardown", self.teardown(api))
+        if self._hub_is_down:
+            self._fail_hub_down()
+        elif self._stops:
+            self._set_stopped_status()
+            if self._stops > 1:
+                await self.settle_briefly()
+
+    async def _phase(self, name: str, work: Awaitable[None]) -> bool:
+        """Run one phase as its own task (a stop cancels it); True if it ran to the end."""
+        self.phase = name
+        self._phase_task = asyncio.ensure_future(work)
         try:
-            await self._teardown_task
+            await self._phase_task
+            return True
         except asyncio.CancelledError:
-            if self._stops < 2:
+            if not (self._stops or self._hub_is_down):
                 raise
-            self.status = "aborted"
+            return False
+
+    async def _teardown_after_dead_hub(self, api: HubAPI, client: HttpClient) -> None:
+        """One short try: if the hub is back, remove what we can in a few seconds; then fail."""
+        assert self.watch is not None
+        await self.settle()
+        if not self.options.keep and await self.watch.recheck():
+            client.deadline = Deadline(DEAD_HUB_TEARDOWN_S)
+            client.retry = RetryPolicy(max_attempts=1)
+            await self._phase("teardown", self.teardown(api))
+        self._fail_hub_down()
+
+    async def settle_briefly(self) -> None:
+        """On a second stop: a create request already out gets a moment, so its users are tagged."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.settle(), ABANDON_SETTLE_S)
+
+    @property
+    def _hub_is_down(self) -> bool:
+        return self.watch is not None and self.watch.down
+
+    def _on_hub_down(self) -> None:
+        if self._phase_task is not None and not self._phase_task.done() and self.phase != "starting":
+            self._phase_task.cancel()
+
+    def _fail_hub_down(self) -> None:
+        assert self.watch is not None and self.watch.down_at is not None
+        when = dt.datetime.fromtimestamp(self.watch.down_at).strftime("%H:%M:%S")
+        left = len(self.left_on_hub())
+        self.status = "failed"
+        self.meta["hub_down_at"] = self.watch.down_at
+        self.error = (
+            f"the hub became unreachable at {when} ({self.watch.reason}); "
+            f"{left} user(s) left for `hubstress purge`"
+        )
+
+    def _set_stopped_status(self) -> None:
+        self.status = "aborted" if self._stops > 1 else "interrupted"
+
+    def _finish_report(self) -> None:
+        left = self.left_on_hub()
+        self.meta["left_on_hub"] = len(left)
+        if left and not self.options.keep and not self.options.sandbox and self.status != "failed":
+            self.meta["leftover_note"] = (
+                f"{len(left)} user(s) left on the hub in the marker group {MARKER_GROUP!r}: "
+                "`hubstress purge` removes them"
+            )
 
     @contextlib.asynccontextmanager
     async def _target(self) -> AsyncIterator[tuple[str, str | None]]:
@@ -115,18 +222,25 @@ class HubRun(Run):
         from hubstress_ext.sandbox.hub import Sandbox
 
         sandbox = Sandbox(opts.sandbox_spawner, concurrent_spawn_limit=opts.sandbox_spawn_limit)
+        self.sandbox = sandbox
         async with sandbox:
             self.meta["sandbox"] = sandbox.describe()
-            self.sandbox = sandbox
             yield sandbox.api_url, sandbox.token
+            self.phase = "closing"
 
     def on_stop(self) -> None:
-        if self._stops == 1 and self._load_task and not self._load_task.done():
-            self._load_task.cancel()
-        elif self._stops >= 2 and self._teardown_task and not self._teardown_task.done():
-            self._teardown_task.cancel()
-        elif self._stops >= 2 and self._load_task and not self._load_task.done():
-            self._load_task.cancel()
+        if self._stops >= 2 and self.sandbox is not None:
+            self.sandbox.abort()  # a starting or stopping sandbox hub goes away without grace
+        if self.phase == "teardown" and self._stops == 1:
+            # already removing what exists: keep at it, but bounded, and report the stop
+            if self._client is not None:
+                remaining = self._client.deadline.remaining()
+                self._client.deadline = Deadline(min(remaining, STOPPED_TEARDOWN_S))
+            return
+        if self.phase in ("starting", "load", "teardown"):
+            task = self._phase_task
+            if task is not None and not task.done():
+                task.cancel()
 
     # -- dry run ----------------------------------------------------------------------------
 

@@ -4,22 +4,36 @@ from __future__ import annotations
 
 from hubstress_ext.engine.options import HubOptions
 from hubstress_ext.hub.api import HubAPI
-from hubstress_ext.hub.names import allocate_names
+from hubstress_ext.hub.names import name_stream, next_free_index
 from hubstress_ext.hub.run import HubRun
-from hubstress_ext.hub.teardown import create_users, delete_users
+from hubstress_ext.hub.teardown import UserCreation, delete_users
+
+SETTLE_TIMEOUT = 5.0  # how long teardown waits for a create request already sent
 
 
 class UserScenario(HubRun):
     def __init__(self, options: HubOptions) -> None:
         super().__init__(options)
-        self.created: list[str] = []
+        self.creation: UserCreation | None = None
+
+    @property
+    def created(self) -> list[str]:
+        """The users this run created (answered 201): the only ones it will ever touch."""
+        return self.creation.created if self.creation else []
 
     async def create_users(self, api: HubAPI) -> list[str]:
         """Create ``count`` fresh users (tagged with the marker group) and remember them."""
         opts = self.options
-        names = await allocate_names(api, opts.prefix, opts.count)
-        self.created = await create_users(api, names, opts.batch_size, self.users, self.progress)
-        return self.created
+        self.creation = UserCreation(api, self.users, self.progress)
+        start = await next_free_index(api, opts.prefix)
+        return await self.creation.create(name_stream(opts.prefix, start), opts.count, opts.batch_size)
+
+    async def settle(self) -> None:
+        if self.creation is not None:
+            await self.creation.settle(SETTLE_TIMEOUT)
+
+    def left_on_hub(self) -> list[str]:
+        return [n for n in self.created if self.users[n].deleted is None]
 
     async def teardown(self, api: HubAPI) -> None:
         await delete_users(api, self.created, self.options.batch_size, self.users, self.progress)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os.path
 import time
+from collections.abc import Iterator
 
 from hubstress_ext.engine.progress import Progress
 from hubstress_ext.http.client import gather_limited
-from hubstress_ext.hub.api import HubAPI
+from hubstress_ext.hub.api import HubAPI, HubError
 from hubstress_ext.results.lifecycle import LifecycleTable
 
 log = logging.getLogger("hubstress")
@@ -17,35 +19,91 @@ log = logging.getLogger("hubstress")
 STOP_POLL_INTERVAL = 0.2
 
 
-async def create_users(
-    api: HubAPI, names: list[str], batch_size: int, users: LifecycleTable, progress: Progress
-) -> list[str]:
-    """Bulk-create in batches and tag each batch with the marker group; returns created names."""
-    progress.begin("create", len(names))
-    await api.ensure_group()
-    created: list[str] = []
-    for i in range(0, len(names), batch_size):
-        batch = names[i : i + batch_size]
-        resp = await api.create_users(batch)
-        if resp.status == 409:  # all exist already (e.g. a retried POST that had landed)
-            made = batch
+MAX_COLLISION_ROUNDS = 20  # bulk creates that found a name taken, before the run gives up on names
+
+
+class UserCreation:
+    """Creates a run's users in batches; only users the hub answered 201 for are ours.
+
+    A bulk ``POST /users`` answers 201 listing the users it made, skipping names that already
+    exist, or 409 when every name existed. Existing users are never adopted: they get no marker
+    and are never stopped or deleted; the run draws further names until it has ``count`` of its
+    own. Each create-and-tag step runs to completion even when the run is stopped meanwhile, so
+    a user the hub made is always tagged with the marker group and known to teardown (or purge).
+    """
+
+    def __init__(self, api: HubAPI, users: LifecycleTable, progress: Progress) -> None:
+        self.api = api
+        self.users = users
+        self.progress = progress
+        self.created: list[str] = []
+        self.skipped: list[str] = []  # names that existed already: someone else's, left alone
+        self.failed_batches = 0
+        self._in_flight: asyncio.Task | None = None
+
+    async def create(self, names: Iterator[str], count: int, batch_size: int) -> list[str]:
+        self.progress.begin("create", count)
+        await self.api.ensure_group()
+        collisions = 0
+        attempted = 0
+        while attempted < count:
+            batch = [next(names) for _ in range(min(batch_size, count - attempted))]
+            self._in_flight = asyncio.ensure_future(self._create_batch(batch))
+            made, ok = await asyncio.shield(self._in_flight)  # a stop waits for this batch's answer
+            if not ok:
+                attempted += len(batch)
+                continue
+            attempted += len(made)
+            if len(made) < len(batch):
+                collisions += 1
+                if collisions > MAX_COLLISION_ROUNDS:
+                    log.warning("giving up creating users: names kept colliding with existing users")
+                    break
+        return self.created
+
+    async def _create_batch(self, batch: list[str]) -> tuple[list[str], bool]:
+        resp = await self.api.create_users(batch)
+        if resp.status == 409:  # every name exists already: not ours, whoever made them
+            made: list[str] = []
         elif resp.ok:
             made = [u["name"] for u in resp.json() or []]
         else:
             log.warning("creating %d users failed: %s", len(batch), resp.reason())
+            self.failed_batches += 1
             for _ in batch:
-                progress.advance("create", failed=True)
-            continue
-        # tag before anything else: the marker is what lets purge find them after a crash
-        tag = await api.add_to_group(made)
-        if not tag.ok:
-            log.warning("tagging users with the marker group failed: %s", tag.reason())
-        stamp = time.time()
-        for name in made:
-            users[name].created = stamp
-            progress.advance("create")
-        created.extend(made)
-    return created
+                self.progress.advance("create", failed=True)
+            return [], False
+        taken = [n for n in batch if n not in made]
+        if taken:
+            self.skipped.extend(taken)
+            log.warning(
+                "%d name(s) already existed on the hub and were left alone: %s",
+                len(taken),
+                ", ".join(taken[:10]) + (" ..." if len(taken) > 10 else ""),
+            )
+        if made:
+            # tag before anything else: the marker is what lets purge find them after a crash
+            tag = await self.api.add_to_group(made)
+            if not tag.ok:
+                log.warning("tagging users with the marker group failed: %s", tag.reason())
+            stamp = time.time()
+            for name in made:
+                self.users[name].created = stamp
+                self.progress.advance("create")
+            self.created.extend(made)
+        return made, True
+
+    async def settle(self, timeout: float) -> None:
+        """Wait (bounded) for a create request already sent, so its users are known and tagged."""
+        task = self._in_flight
+        if task is not None and not task.done():
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(task), timeout)
+
+    @property
+    def unsettled(self) -> bool:
+        """A create request is still out: the hub may make users nobody has tagged yet."""
+        return self._in_flight is not None and not self._in_flight.done()
 
 
 async def stop_servers(
@@ -82,10 +140,14 @@ async def wait_stopped(
 ) -> None:
     prefix = _common_prefix(pending)
     loop = asyncio.get_running_loop()
-    give_up = loop.time() + timeout
+    give_up = loop.time() + min(timeout, api.client.deadline.remaining())
     while pending and loop.time() < give_up:
         await asyncio.sleep(STOP_POLL_INTERVAL)
-        active = {u["name"] for u in await api.list_users(prefix=prefix, state="active")}
+        try:
+            active = {u["name"] for u in await api.list_users(prefix=prefix, state="active")}
+        except HubError as exc:  # a slow or briefly failing hub: poll again, within the bound
+            log.debug("polling stopped servers: %s", exc)
+            continue
         stamp = time.time()
         for name in sorted(pending - active):
             pending.discard(name)

@@ -15,6 +15,19 @@ from yarl import URL
 
 from hubstress_ext.engine.run import RunError
 
+AUTH_STATUSES = (401, 403)
+
+
+class EndpointAuthError(RunError):
+    """The endpoint refused us (401/403): the message says which token to pass."""
+
+
+def auth_hint(status: int, had_token: bool) -> str:
+    """What a 401/403 means here and what to do: one line for every front end."""
+    if had_token:
+        return f"{status} from the endpoint: the token was refused (check --token or JUPYTER_TOKEN)"
+    return f"{status} from the endpoint (a Jupyter server wants its token): pass --token or set JUPYTER_TOKEN"
+
 
 def control_base(url: str) -> str:
     parts = urlsplit(url)
@@ -32,6 +45,7 @@ class EndpointControl:
     def __init__(self, url: str, headers: dict[str, str] | None = None, timeout: float = 10.0) -> None:
         self.base = control_base(url)
         self._headers = headers or {}
+        self._had_token = "Authorization" in self._headers
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
@@ -47,6 +61,8 @@ class EndpointControl:
         """The endpoint's settings, or None when the URL has no hubstress control API."""
         try:
             config = await self._call("GET", "/config")
+        except EndpointAuthError:
+            raise  # a refusal is not "no config API": say what happened
         except (RunError, aiohttp.ClientError, TimeoutError):
             return None
         return config if isinstance(config, dict) and "batch_size" in config else None
@@ -65,10 +81,8 @@ class EndpointControl:
         url = self.base + path
         # encoded=True: keep the path as given (a base URL like /a%40b/ must not become /a@b/)
         async with self._session.request(method, URL(url, encoded=True), json=body) as resp:
-            if resp.status in (401, 403):
-                raise RunError(
-                    f"{method} {url}: {resp.status} (the endpoint wants a token: --token or JUPYTER_TOKEN)"
-                )
+            if resp.status in AUTH_STATUSES:
+                raise EndpointAuthError(auth_hint(resp.status, self._had_token))
             try:
                 doc = await resp.json(content_type=None)
             except ValueError:

@@ -13,6 +13,7 @@ import pandas as pd
 from hubstress_ext.engine.run import Run, RunError
 from hubstress_ext.loadgen.body import BodyTemplate
 from hubstress_ext.loadgen.connection import Target
+from hubstress_ext.loadgen.endpoint import AUTH_STATUSES, auth_hint
 from hubstress_ext.loadgen.loops import ClosedLoop, OpenLoop
 from hubstress_ext.loadgen.options import LoadOptions
 from hubstress_ext.loadgen.recorder import Recorder
@@ -121,7 +122,20 @@ class BenchRun(LoadRun):
         if isinstance(load, OpenLoop):
             self.stats.update(self._open_loop_stats(load, elapsed))
         self.meta["stats"] = self.stats
+        refused = self._refused_status()
+        if refused is not None:  # every answer was 401/403: the figures would only mislead
+            raise RunError(auth_hint(refused, bool(opts.token)))
         self.status = "interrupted" if self._stops else "finished"
+
+    def _refused_status(self) -> int | None:
+        """401/403 when every answer so far was that refusal (no request got through)."""
+        rec = self.recorder
+        if not len(rec) or rec.failed < len(rec):
+            return None
+        statuses = set(rec.status[:200])
+        if len(statuses) == 1 and (status := statuses.pop()) in AUTH_STATUSES:
+            return status if all(s == status for s in rec.status) else None
+        return None
 
     def _open_loop_stats(self, load: OpenLoop, elapsed: float) -> dict[str, Any]:
         import numpy as np
@@ -145,6 +159,8 @@ class BenchRun(LoadRun):
         while True:
             await asyncio.sleep(TICK_S)
             self._report_progress()
+            if self.load is not None and self._refused_status() is not None:
+                self.load.stop()  # refused from the first answer on: no point going on
 
     def _report_progress(self) -> None:
         self.progress.update(PHASE, len(self.recorder), failed=self.recorder.failed)

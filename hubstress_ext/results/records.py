@@ -29,10 +29,13 @@ class Record:
     attempt: int = 1
     user: str | None = None
     will_retry: bool = False
+    # an answer the caller asked for, such as the 404 of a marker group that does not exist
+    # yet: recorded like any answer, but not an error in the report
+    expected: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.status is not None and self.status < 400
+        return self.expected or (self.error is None and self.status is not None and self.status < 400)
 
 
 RECORD_COLUMNS = [f.name for f in dataclasses.fields(Record)]

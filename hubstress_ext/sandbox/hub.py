@@ -7,6 +7,7 @@ and killed on stop, even if the hub itself dies first: the sandbox never outlive
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +32,10 @@ START_TIMEOUT = 90.0
 
 class SandboxError(RuntimeError):
     pass
+
+
+class SandboxAborted(SandboxError):
+    """Start-up was cut short by a stop; everything started so far has been removed."""
 
 
 def free_port() -> int:
@@ -66,6 +72,11 @@ class Sandbox:
         self.hub: subprocess.Popen | None = None
         self.simserver: subprocess.Popen | None = None
         self._tracked: dict[int, psutil.Process] = {}
+        self._abort = threading.Event()
+
+    def abort(self) -> None:
+        """Cut a start-up or a graceful stop short (thread-safe): the hub goes away at once."""
+        self._abort.set()
 
     @property
     def url(self) -> str:
@@ -147,6 +158,8 @@ class Sandbox:
         assert self.hub is not None
         give_up = time.monotonic() + START_TIMEOUT
         while time.monotonic() < give_up:
+            if self._abort.is_set():
+                raise SandboxAborted("sandbox start-up interrupted")
             if self.hub.poll() is not None:
                 raise SandboxError(f"the sandbox hub exited at start:\n{self.log_tail()}")
             try:
@@ -213,10 +226,9 @@ class Sandbox:
         self._track_children()
         if self.hub is not None and self.hub.poll() is None:
             self.hub.send_signal(signal.SIGTERM)
-            try:
-                self.hub.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
+            give_up = time.monotonic() + grace
+            while self.hub.poll() is None and time.monotonic() < give_up and not self._abort.is_set():
+                time.sleep(0.05)
         self._track_children()
         procs = [p for p in self._tracked.values() if p.is_running()]
         for proc in procs:
@@ -224,7 +236,7 @@ class Sandbox:
                 proc.terminate()
             except psutil.Error:
                 pass
-        _, alive = psutil.wait_procs(procs, timeout=3)
+        _, alive = psutil.wait_procs(procs, timeout=0.5 if self._abort.is_set() else 3)
         for proc in alive:
             try:
                 proc.kill()
@@ -248,7 +260,16 @@ class Sandbox:
         self.stop()
 
     async def __aenter__(self) -> Sandbox:
-        return await asyncio.to_thread(self.start)
+        # start() runs in a thread; a cancelled run must not leave it starting a hub nobody
+        # will stop: abort it and wait for it to clean up after itself
+        starting = asyncio.ensure_future(asyncio.to_thread(self.start))
+        try:
+            return await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            self.abort()
+            with contextlib.suppress(BaseException):
+                await starting
+            raise
 
     async def __aexit__(self, *exc: object) -> None:
         # shielded: a cancelled run must still take its hub down

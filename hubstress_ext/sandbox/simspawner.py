@@ -5,7 +5,8 @@ check over HTTP, proxy routes, activity); only the single-user server is replace
 shared lightweight HTTP server (``hubstress_ext.sandbox.simserver``).
 
 Profiles (chosen with ``--profile``, sent as the ``profile`` user option) simulate the
-cases an operator wants to see in a report: ``slow`` and ``fail``.
+cases an operator wants to see in a report: ``slow`` and ``fail``; ``slow-stop`` servers take
+1-2 s to stop, so a teardown lasts long enough to be interrupted on purpose.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class SimSpawner(Spawner):
     stop_delay = Tuple(Float(), Float(), default_value=(0.0, 0.05), config=True)
     profiles = Dict(
         config=True,
-        help="profile name -> {'start_delay': [lo, hi]} and/or {'fail': 'reason'}.",
+        help="profile name -> {'start_delay': [lo, hi]}, {'stop_delay': [lo, hi]}, {'fail': 'reason'}.",
     )
 
     @default("server_url")
@@ -42,13 +43,18 @@ class SimSpawner(Spawner):
         return {
             "slow": {"start_delay": [3.0, 5.0]},
             "fail": {"fail": "simulated spawn failure: image pull back-off"},
+            "slow-stop": {"stop_delay": [1.0, 2.0]},
         }
 
     _running = False
 
+    def _profile(self) -> dict | None:
+        profile = (self.user_options or {}).get("profile") or ""
+        return self.profiles.get(profile) if profile else {}
+
     async def start(self) -> str:
         profile = (self.user_options or {}).get("profile") or ""
-        spec = self.profiles.get(profile) if profile else {}
+        spec = self._profile()
         if spec is None:
             known = ", ".join(sorted(self.profiles)) or "none"
             raise ValueError(f"unknown profile {profile!r} (known: {known})")
@@ -65,7 +71,7 @@ class SimSpawner(Spawner):
         return None if self._running else 0
 
     async def stop(self, now: bool = False) -> None:
-        lo, hi = self.stop_delay
+        lo, hi = (self._profile() or {}).get("stop_delay", self.stop_delay)
         await asyncio.sleep(random.uniform(lo, hi))
         self._running = False
 

@@ -108,6 +108,10 @@ async def test_bench_and_sweep_through_jupyter_with_its_token(
     assert token not in "".join(p.read_text() for p in saved.iterdir())
     anonymous = await BenchRun(LoadOptions(url=url, workers=2, requests=6).resolve()).run_async()
     assert anonymous.stats["errors"] == {"http 403": 6}  # Jupyter's auth, not a batch slot
+    assert anonymous.status == "failed"
+    assert anonymous.error == (
+        "403 from the endpoint (a Jupyter server wants its token): pass --token or set JUPYTER_TOKEN"
+    )
     sweep = SweepOptions(url=url, workers=[2], batch_sizes=[1, 3], duration=0.4, warmup=0, token=token)
     swept = await SweepRun(sweep.resolve()).run_async()
     assert swept.status == "finished", swept.error
@@ -115,3 +119,26 @@ async def test_bench_and_sweep_through_jupyter_with_its_token(
     assert token not in repr(swept.meta) + repr(swept.options.public())
     stats = json.loads((await jp_fetch("hubstress", "batch", "stats")).body)
     assert stats["accepted"] == 40 + int(swept.df["requests"].sum())
+
+
+async def test_a_403_is_named_with_what_to_do(jp_fetch, jp_base_url, jp_http_port, monkeypatch):
+    """Without the token, sweep and bench say it was a 403 and which token to pass."""
+    from hubstress_ext.loadgen.options import LoadOptions, SweepOptions
+    from hubstress_ext.loadgen.run import BenchRun
+    from hubstress_ext.loadgen.sweep import SweepRun
+
+    monkeypatch.delenv("JUPYTER_TOKEN", raising=False)
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}hubstress/batch"
+    sweep = SweepOptions(url=url, workers=[2], batch_sizes=[1, 8], duration=0.4, warmup=0)
+    swept = await SweepRun(sweep.resolve()).run_async()
+    assert swept.status == "failed"
+    assert "no hubstress config API" not in swept.error
+    assert "403" in swept.error and "pass --token or set JUPYTER_TOKEN" in swept.error
+    # a timed bench that is refused from the first answer stops early instead of running on
+    t0 = time.monotonic()
+    bench = await BenchRun(LoadOptions(url=url, workers=4, duration=10).resolve()).run_async()
+    assert time.monotonic() - t0 < 5
+    assert bench.status == "failed" and "pass --token or set JUPYTER_TOKEN" in bench.error
+    wrong = await BenchRun(LoadOptions(url=url, workers=2, requests=4, token="wrong").resolve()).run_async()
+    assert wrong.status == "failed" and "the token was refused" in wrong.error
+    assert "wrong" not in wrong.error.replace("the token was refused", "")

@@ -113,8 +113,16 @@ def test_hub_metrics_are_scraped_during_the_run_and_saved(sim_hub, clean_hub, tm
     assert run.status == "finished", run.error
     metrics = run.metrics_df
     assert metrics["time"].nunique() >= 3  # several scrapes over the 3-5 s spawns
-    running = metrics[metrics["metric"] == "jupyterhub_running_servers"].sort_values("time")["value"]
-    assert running.max() > running.iloc[0]  # the hub's own gauge saw our servers come up
+    # the hub counts every spawn it completes in its spawn-duration histogram; the first scrape
+    # comes before any 3-5 s spawn finished and the run scrapes once more when the load ends,
+    # so the count grows by exactly our 4 spawns (a gauge such as running_servers may not move
+    # between two scrapes, so it is no evidence)
+    spawned = metrics[
+        (metrics["metric"] == "jupyterhub_server_spawn_duration_seconds_count")
+        & metrics["labels"].str.contains('"status": "success"')
+    ]
+    per_scrape = spawned.groupby("time")["value"].sum().sort_index()
+    assert per_scrape.iloc[-1] - per_scrape.iloc[0] == 4
     assert (run.df["op"] == "metrics").sum() == metrics["time"].nunique()  # each scrape is a record
     saved = run.save(tmp_path)
     assert (saved / "metrics.csv").is_file() and load_run(saved).meta["status"] == "finished"

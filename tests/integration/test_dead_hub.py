@@ -1,0 +1,72 @@
+"""A hub that dies mid-run, or is not there at all, is a named and bounded failure."""
+
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from hubstress_ext.engine.options import StressOptions
+from hubstress_ext.hub.stress import StressTestRun
+from hubstress_ext.sandbox.hub import Sandbox
+from tests.conftest import hubstress_popen
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("count", [20, 100])
+def test_sigkill_of_the_hub_mid_storm_ends_the_run_within_60s(count):
+    """Only `jupyterhub` is killed: its proxy lives on and answers 503 for everything."""
+    hub = Sandbox("sim").start()
+    try:
+        env = dict(os.environ, JUPYTERHUB_ENDPOINT=hub.api_url, JUPYTERHUB_API_TOKEN=hub.token)
+        proc = hubstress_popen("stress-test", "--count", str(count), "-b", "10", "-p", "slow", env=env)
+        time.sleep(6.0)
+        hub.hub.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        out, err = proc.communicate(timeout=120)
+        took = time.monotonic() - killed
+    finally:
+        hub.stop()
+    assert proc.returncode == 1, out + err
+    assert took < 60, f"the run went on for {took:.0f}s after the hub died"
+    assert "hubstress stress-test: failed" in out
+    assert "Traceback" not in err
+    line = re.search(r"the hub became unreachable at \d\d:\d\d:\d\d \((.+)\); (\d+) user\(s\) left", out)
+    assert line, out
+    assert "/hub/health" in line.group(1)
+    assert 0 < int(line.group(2)) <= count
+    assert "`hubstress purge`" in out
+
+
+def test_everything_gone_mid_run_is_named_too():
+    """The hub, its proxy and servers all vanish: connections are refused, the same ending."""
+    hub = Sandbox("sim", sim_delay=(2.0, 3.0)).start()
+    try:
+        opts = StressOptions(endpoint=hub.api_url, token=hub.token, count=6, batch_size=6, max_retries=5)
+        run = StressTestRun(opts.resolve({}))
+        run.start()
+        time.sleep(2.0)
+        hub.stop(grace=0)
+        killed = time.monotonic()
+        assert run.wait(70)
+        took = time.monotonic() - killed
+    finally:
+        hub.stop()
+    assert run.status == "failed" and run.exit_code == 1
+    assert took < 60
+    assert "the hub became unreachable at" in run.error and "left for `hubstress purge`" in run.error
+    assert run.meta["left_on_hub"] == 6
+
+
+def test_unreachable_hub_at_start_fails_within_seconds():
+    t0 = time.monotonic()
+    opts = StressOptions(endpoint="http://127.0.0.1:9/hub/api", token="x", count=5)  # default retries
+    run = StressTestRun(opts.resolve({})).execute()
+    took = time.monotonic() - t0
+    assert run.status == "failed" and run.exit_code == 1
+    assert "cannot reach the hub API" in run.error and "connection failed" in run.error
+    assert took < 3.0, f"the pre-flight took {took:.1f}s"
+    assert len(run.df) == 1  # one attempt: a hub that was never reachable is not retried
