@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
 from collections.abc import Awaitable
 from typing import Any
 
 from hubstress_ext.batching.batcher import DeadlineExpired, ModelError, Pending, QueueFull, now_ms
 from hubstress_ext.batching.service import BatchingService
+
+log = logging.getLogger("hubstress.batching")
 
 SERVICE_KEY = "hubstress_batching"
 DEADLINE_HEADER = "X-Deadline-Ms"
@@ -28,17 +32,40 @@ class _Base:
         return self.settings[SERVICE_KEY]  # type: ignore[attr-defined]
 
     def reply(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        # allow_nan=False: NaN/Infinity are not JSON, and a client's parser may choke on them
+        self.send_json(status, _ENCODER.encode(payload), headers)
+
+    def send_json(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
         self.set_status(status)  # type: ignore[attr-defined]
         self.set_header("Content-Type", "application/json")  # type: ignore[attr-defined]
         for key, value in (headers or {}).items():
             self.set_header(key, value)  # type: ignore[attr-defined]
-        self.finish(json.dumps(payload))  # type: ignore[attr-defined]
+        self.finish(text)  # type: ignore[attr-defined]
 
     def json_body(self) -> Any:
-        try:
-            return json.loads(self.request.body or b"null")  # type: ignore[attr-defined]
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadInput(f"body must be JSON: {exc}") from None
+        return parse_json(self.request.body)  # type: ignore[attr-defined]
+
+
+def _no_constants(name: str) -> Any:
+    raise BadInput(f"body must be JSON: {name} is not a JSON value")
+
+
+# built once: json.loads/dumps with any keyword build a new decoder/encoder per call
+# (measured: 3.2 vs 1.2 us per parse, 3.4 vs 2.6 us per encode)
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+_ENCODER = json.JSONEncoder(allow_nan=False)
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON: no NaN/Infinity (Python's json accepts them), no recursion blow-up."""
+    try:
+        return _DECODER.decode(body.decode("utf-8") if body else "null")
+    except RecursionError:
+        raise BadInput("body must be JSON: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, BadInput):
+            raise
+        raise BadInput(f"body must be JSON: {exc}") from None
 
 
 class BadInput(ValueError):
@@ -67,6 +94,9 @@ class BatchMixin(_Base):
                 raise BadInput("missing 'ts' (milliseconds since the epoch)")
             if not isinstance(ts, int) or isinstance(ts, bool):
                 raise BadInput(f"'ts' must be an integer number of milliseconds (got {ts!r})")
+            problem = service.check_item(item)
+            if problem:
+                raise BadInput(problem)
         except BadInput as exc:
             self.reply(400, {"error": "bad_request", "message": str(exc)})
             return None
@@ -112,7 +142,13 @@ class BatchMixin(_Base):
         }
         if result.output is not None:
             payload["result"] = result.output
-        self.reply(200, payload)
+        try:
+            text = _ENCODER.encode(payload)
+        except (ValueError, TypeError) as exc:  # only this item fails, with a valid JSON answer
+            log.warning("model output for one item is not JSON (%s); answered 500", exc)
+            self.reply(500, {"error": "model_error", "message": f"the model's output is not JSON: {exc}"})
+            return
+        self.send_json(200, text)
 
     def _deadline_ms(self) -> float:
         default = self.service.batcher.settings.deadline_ms
@@ -124,9 +160,9 @@ class BatchMixin(_Base):
         try:
             asked = float(raw)
         except ValueError:
-            raise BadInput(f"{DEADLINE_HEADER} must be a number of milliseconds (got {raw!r})") from None
-        if asked <= 0:
-            raise BadInput(f"{DEADLINE_HEADER} must be positive (got {raw!r})")
+            asked = math.nan
+        if not math.isfinite(asked) or asked <= 0:  # NaN would switch the deadline off
+            raise BadInput(f"{DEADLINE_HEADER} must be a finite number of milliseconds > 0 (got {raw!r})")
         return min(asked, default)  # a client may only shorten the server's deadline
 
     def on_connection_close(self) -> None:

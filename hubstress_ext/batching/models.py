@@ -8,6 +8,7 @@ exception instance fails only that item.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -29,8 +30,9 @@ async def echo_async(items: list[dict]) -> list[None]:
 class MLP:
     """A small NumPy multilayer perceptron (256-512-512-10, float32) with fixed weights.
 
-    Items may carry ``"x"``: a list of up to 256 numbers; otherwise an input is derived from
-    ``ts``. One batch is three matrix-matrix products, so the cost per item falls as the
+    Items may carry ``"x"``: a list of up to 256 finite numbers (checked by :meth:`check`
+    before queueing, so one bad item never fails its batch); otherwise an input is derived
+    from ``ts``. One batch is three matrix-matrix products, so the cost per item falls as the
     batch grows (BLAS does more work per call, the per-call overhead is shared): batching
     has something to gain, as with a real model.
     """
@@ -42,6 +44,21 @@ class MLP:
             (rng.standard_normal((a, b), dtype=np.float32) / np.sqrt(a), np.zeros(b, np.float32))
             for a, b in zip(sizes[:-1], sizes[1:], strict=True)
         ]
+
+    def check(self, item: dict) -> str | None:
+        """Why this item cannot be served (None if it can): what ``x`` must be."""
+        if "x" not in item:
+            return None
+        x = item["x"]
+        n_in = self.sizes[0]
+        if not isinstance(x, list) or not 1 <= len(x) <= n_in:
+            return f"'x' must be a list of 1 to {n_in} numbers"
+        for v in x:
+            if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
+                return f"'x' must hold only finite numbers (got {v!r})"
+            if abs(v) > X_LIMIT:
+                return f"'x' values must be within +-{X_LIMIT:g} (got {v!r})"
+        return None
 
     def _inputs(self, items: list[dict]) -> np.ndarray:
         n_in = self.sizes[0]
@@ -64,7 +81,16 @@ class MLP:
             if k < len(self.layers) - 1:
                 np.maximum(h, 0, out=h)
         top = h.argmax(axis=1)
-        return [{"label": int(t), "score": float(h[i, t])} for i, t in enumerate(top)]
+        out: list[Any] = []
+        for i, t in enumerate(top):
+            score = float(h[i, t])
+            # an exception instance fails only its own item (never emit NaN as JSON)
+            out.append({"label": int(t), "score": score} if math.isfinite(score) else _NOT_FINITE)
+        return out
+
+
+X_LIMIT = 1e6  # far inside float32: three layers of products cannot overflow to inf
+_NOT_FINITE = ValueError("the model's score is not a finite number")
 
 
 BUILTIN: dict[str, Callable[[], Callable[[list[Any]], Any]]] = {

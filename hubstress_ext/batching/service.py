@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -30,6 +31,9 @@ class BatchingService:
             collector().batchers.add(self.batcher)
         self.max_body_bytes = max_body_bytes
         self._process = psutil.Process(os.getpid())
+        # a model may declare ``check(item) -> str | None``: a bad item is refused with 400
+        # before it is queued, so it can never fail the batch it would have joined
+        self.check_item: Callable[[Any], str | None] = getattr(self.batcher.model, "check", _accept)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -47,3 +51,7 @@ class BatchingService:
             "cpu_seconds": cpu.user + cpu.system,
             "time": time.time(),
         }
+
+
+def _accept(item: Any) -> None:
+    return None

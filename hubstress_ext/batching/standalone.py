@@ -2,6 +2,7 @@
 
 Paths: ``/hubstress/batch`` (and ``/testB``, the seed client's path), ``/hubstress/batch/config``,
 ``/hubstress/batch/stats``, ``/metrics``. No authentication: it binds to 127.0.0.1 by default.
+Oversized requests get 413/414/431 and idle or slow connections are closed (``limits``).
 On SIGINT/SIGTERM it stops accepting connections, serves what is queued (up to ``grace``
 seconds), refuses the rest with 503, then exits.
 """
@@ -14,10 +15,11 @@ import logging
 import signal
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from tornado import httpserver, web
+from tornado import web
 
 from hubstress_ext.batching.batcher import BatchSettings
 from hubstress_ext.batching.handlers import SERVICE_KEY, BatchMixin, ConfigMixin, StatsMixin
+from hubstress_ext.batching.limits import HttpLimits, LimitedHTTPServer
 from hubstress_ext.batching.service import DEFAULT_MAX_BODY, BatchingService
 
 log = logging.getLogger("hubstress.batching")
@@ -63,9 +65,11 @@ async def serve(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     grace: float = 10.0,
     ready: asyncio.Event | None = None,
+    limits: HttpLimits | None = None,
 ) -> None:
-    service = BatchingService(model, settings, max_body_bytes=max_body_bytes)
-    server = httpserver.HTTPServer(make_app(service), max_body_size=max(max_body_bytes * 2, 1 << 20))
+    limits = limits or HttpLimits(max_body_bytes=max_body_bytes)
+    service = BatchingService(model, settings, max_body_bytes=limits.max_body_bytes)
+    server = LimitedHTTPServer(make_app(service), limits)
     server.listen(port, address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -235,6 +235,20 @@ def build_parser(raising: bool = False) -> argparse.ArgumentParser:
         help="per-request deadline; 504 when it expires while queued (default 30000)",
     )
     p.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="413 above this (default 65536)")
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="close a connection whose request headers (or next request) take longer (default 30)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="close a connection whose request body takes longer to arrive (default 30)",
+    )
     p.add_argument("--model", default="echo", help="echo, echo-async, mlp or module:function (default echo)")
 
     _load_parsers(subs)
@@ -565,20 +579,25 @@ def _report(run_dir: str) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from hubstress_ext.batching.batcher import BatchSettings
+    from hubstress_ext.batching.limits import HttpLimits
     from hubstress_ext.batching.models import load_model
     from hubstress_ext.batching.standalone import serve
 
     settings = BatchSettings(args.batch_size, args.max_wait_ms, args.max_queue, args.deadline_ms)
+    limits = HttpLimits(
+        max_body_bytes=args.max_body_bytes,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+    )
     try:
         settings.validate()
+        limits.validate()
         load_model(args.model)
-        if args.max_body_bytes < 1:
-            raise ValueError(f"--max-body-bytes must be at least 1 (got {args.max_body_bytes})")
     except ValueError as exc:
         print(f"hubstress: error: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(args.port, args.address, args.model, settings, args.max_body_bytes))
+        asyncio.run(serve(args.port, args.address, args.model, settings, limits=limits))
     except OSError as exc:
         print(
             f"hubstress: error: cannot listen on {args.address}:{args.port}: {exc.strerror}", file=sys.stderr
