@@ -1,14 +1,18 @@
 """The ceiling: a plain Tornado handler that parses the same JSON and answers without batching.
 
+It parses and encodes with the endpoint's own functions (strict JSON through the same prebuilt
+decoder and encoder), so the ratio to it measures batching's own cost, not a JSON difference.
+
 python benchmarks/plain_tornado.py PORT
 """
 
 import asyncio
-import json
 import sys
 import time
 
 from tornado import web
+
+from hubstress_ext.batching.handlers import encode_json, parse_json
 
 COUNT = {"requests": 0}  # for load_generators.py: requests answered, counted server-side
 
@@ -16,10 +20,10 @@ COUNT = {"requests": 0}  # for load_generators.py: requests answered, counted se
 class Plain(web.RequestHandler):
     def post(self) -> None:
         COUNT["requests"] += 1
-        ts = json.loads(self.request.body)["ts"]
+        ts = parse_json(self.request.body)["ts"]
         now = int(time.time() * 1000)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"rec_ts": ts, "resp_ts": now, "ts_diff": now - ts}))
+        self.finish(encode_json({"rec_ts": ts, "resp_ts": now, "ts_diff": now - ts}))
 
 
 class Count(web.RequestHandler):

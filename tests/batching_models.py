@@ -13,3 +13,9 @@ def picky(items):
     if any(i.get("explode") for i in items):
         raise RuntimeError("asked to explode")
     return [{"n": i.get("n")} for i in items]
+
+
+def sleepy(items):
+    """20 ms per batch: a known capacity (about 50 batches/s) to overload on purpose."""
+    time.sleep(0.02)
+    return [None] * len(items)

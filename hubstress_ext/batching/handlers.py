@@ -54,6 +54,7 @@ def _no_constants(name: str) -> Any:
 # (measured: 3.2 vs 1.2 us per parse, 3.4 vs 2.6 us per encode)
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
 _ENCODER = json.JSONEncoder(allow_nan=False)
+encode_json = _ENCODER.encode  # what every answer goes through (benchmarks' plain handler too)
 
 
 def parse_json(body: bytes) -> Any:

@@ -149,7 +149,7 @@ def _print_bench(stats: dict) -> None:
         ("requests", stats["requests"]),
         ("ok", stats["ok"]),
         ("failed", stats["failed"]),
-        ("QPS (ok/s)", stats["qps"]),
+        ("QPS (ok/s" + (" during the schedule)" if "window_s" in stats else ")"), stats["qps"]),
         ("latency p50 / p90 / p99 / max ms", _slash(stats, "p50_ms", "p90_ms", "p99_ms", "max_ms")),
         ("server ts_diff mean / p99 ms", _slash(stats, "ts_diff_mean_ms", "ts_diff_p99_ms")),
         ("elapsed s", stats["elapsed_s"]),
@@ -158,9 +158,21 @@ def _print_bench(stats: dict) -> None:
     if "batch_size_mean" in stats:
         rows.append(("server batch size (mean)", stats["batch_size_mean"]))
     if "target_rate" in stats:
+        window = stats.get("window_s")
         rows.append(
-            ("open loop: asked / sent rate", f"{stats['target_rate']:g} / {stats['send_rate']:g} per s")
+            (
+                "open loop: asked / offered rate",
+                f"{stats['target_rate']:g} / {stats['send_rate']:g} per s"
+                + (f" over the {window:g} s schedule" if window is not None else ""),
+            )
         )
+        if "drain_s" in stats:
+            rows.append(
+                (
+                    "open loop: after the schedule",
+                    f"{stats['ok_after_window']} ok in a {stats['drain_s']:g} s drain (not in QPS)",
+                )
+            )
         rows.append(("open loop: scheduler lag p99 ms", stats["scheduler_lag_p99_ms"]))
         rows.append(("open loop: waited for a connection", stats["waited_for_connection"]))
     print(format_table(pd.DataFrame(rows, columns=["", "value"]).set_index("")))
@@ -169,11 +181,22 @@ def _print_bench(stats: dict) -> None:
         for reason, count in sorted(stats["errors"].items(), key=lambda kv: -kv[1]):
             print(f"  {reason}: {count}")
     if stats.get("generator_behind"):
-        print(
-            "\nWARNING: the generator could not keep the asked rate (scheduler lag p99 "
-            f"{stats['scheduler_lag_p99_ms']:g} ms, sent {stats['send_rate']:g}/s "
-            f"of {stats['target_rate']:g}/s); latencies still count from the intended send times"
+        print("\nWARNING: " + generator_warning(stats))
+
+
+def generator_warning(stats: dict) -> str:
+    """Which way the generator fell behind its schedule: late sends, or too few of them."""
+    lag, offered, target = stats["scheduler_lag_p99_ms"], stats["send_rate"], stats["target_rate"]
+    if offered < 0.97 * target:
+        return (
+            f"the generator offered only {offered:g}/s of the asked {target:g}/s (scheduler lag p99 "
+            f"{lag:g} ms); latencies still count from the intended send times"
         )
+    return (
+        f"the generator's scheduler ran late (lag p99 {lag:g} ms): it offered the asked "
+        f"{target:g}/s, but sends left up to that much after their intended times; latencies "
+        "count from the intended times, so they include this lateness (a busy client machine)"
+    )
 
 
 def _print_sweep(run) -> None:

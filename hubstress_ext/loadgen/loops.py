@@ -232,6 +232,10 @@ class OpenLoop(_Loop):
         self.scheduler_lag: list[float] = []  # dispatch time - scheduled time, per request
         self.waited_for_connection = 0
         self.scheduled = 0
+        self.started = 0.0  # monotonic time the schedule began
+        # the schedule's own span: what rates are divided by (the drain after it is reported
+        # apart, so a server that answers late does not look like a generator that sent slowly)
+        self.window_s = 0.0
 
     def offsets(self, span: float) -> np.ndarray:
         """Send times (s from the start) within ``span`` and the request budget."""
@@ -245,8 +249,13 @@ class OpenLoop(_Loop):
         return times[times < span][: self.remaining]
 
     async def run(self, grace: float) -> None:
-        start = time.monotonic()
-        times = (start + self.offsets(max(0.0, self.deadline - start))).tolist()
+        start = self.started = time.monotonic()
+        span = max(0.0, self.deadline - start)
+        budget = self.remaining
+        offsets = self.offsets(span)
+        cut_by_budget = 0 < len(offsets) == budget and offsets[-1] + 1.0 / self.rate < span
+        self.window_s = float(offsets[-1] + 1.0 / self.rate) if cut_by_budget else span
+        times = (start + offsets).tolist()
         count = len(times)
         i = 0
         while i < count and not self.stopping:
@@ -256,6 +265,8 @@ class OpenLoop(_Loop):
                 i += 1
             if i < count:
                 await self._sleep(max(0.0, times[i] - time.monotonic()))
+        if i < count:  # stopped: the schedule ended here
+            self.window_s = min(self.window_s, time.monotonic() - start)
         self.scheduled = i
         self.stopping = True
         await self.finish(grace)

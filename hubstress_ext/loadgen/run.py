@@ -138,18 +138,39 @@ class BenchRun(LoadRun):
         return None
 
     def _open_loop_stats(self, load: OpenLoop, elapsed: float) -> dict[str, Any]:
+        """Rates over the schedule's window; what came after it (the drain) apart.
+
+        ``qps`` becomes the goodput *during* the window: answers that succeeded before the
+        schedule ended, per second of schedule. Answers that arrive afterwards are counted in
+        ``ok_after_window`` and ``drain_s``. The generator is said to be behind only when its
+        scheduler was late (lag p99) or dispatched under the asked rate within the window,
+        never because the server answered slowly.
+        """
         import numpy as np
 
         lag = np.asarray(load.scheduler_lag) * 1000.0
         p99_lag = float(np.percentile(lag, 99)) if lag.size else 0.0
-        send_rate = load.scheduled / elapsed if elapsed > 0 else 0.0
+        window = load.window_s
         target = float(self.options.rate or 0)
-        behind = bool(p99_lag > BEHIND_LAG_MS or (not self._stops and send_rate < BEHIND_RATE * target))
+        offered = load.scheduled / window if window > 0 else 0.0
+        df = self.df
+        window_end = load.started + window - self.recorder.origin  # in the records' time base
+        ok = (df["outcome"].astype(str) == "ok").to_numpy() if len(df) else np.array([], bool)
+        done = df["t_done"].to_numpy() if len(df) else np.array([])
+        ok_in_window = int((ok & (done <= window_end)).sum())
+        last = float(done.max()) if done.size else window_end
+        behind = bool(p99_lag > BEHIND_LAG_MS or (not self._stops and offered < BEHIND_RATE * target))
         return {
             "target_rate": target,
             "arrival": self.options.arrival,
             "scheduled": load.scheduled,
-            "send_rate": round(send_rate, 1),
+            "window_s": round(window, 3),
+            "offered_rate": round(offered, 1),
+            "send_rate": round(offered, 1),  # kept for saved runs and scripts that read it
+            "qps": round(ok_in_window / window, 1) if window > 0 else 0.0,
+            "ok_in_window": ok_in_window,
+            "ok_after_window": int(ok.sum()) - ok_in_window,
+            "drain_s": round(max(0.0, last - window_end), 3),
             "scheduler_lag_p99_ms": round(p99_lag, 3),
             "waited_for_connection": load.waited_for_connection,
             "generator_behind": behind,

@@ -232,3 +232,26 @@ def test_cli_sweep_interrupted_keeps_cells(endpoint):
     assert proc.returncode == 130, err
     doc = json.loads(out)
     assert doc["status"] == "interrupted" and 1 <= len(doc["cells"]) < 15
+
+
+def test_open_loop_over_capacity_reports_offered_rate_goodput_and_drain_apart():
+    """Asked 150/s for 2 s of a server that serves about 50/s: the generator offered 150/s (it
+    is not behind); goodput is measured over the 2 s schedule; the late answers are a drain."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "hubstress_ext", "serve", "--port", str(port), "--batch-size", "1"]
+    cmd += ["--max-wait-ms", "0", "--max-queue", "10000", "--model", "tests.batching_models:sleepy"]
+    with process(cmd, "batching endpoint on"):
+        url = f"http://127.0.0.1:{port}/hubstress/batch"
+        run = BenchRun(LoadOptions(url=url, rate=150, duration=2.0).resolve())
+        run.execute()
+    assert run.status == "finished", run.error
+    counts_add_up(run)
+    s = run.stats
+    assert s["window_s"] == pytest.approx(2.0, abs=0.01)
+    assert s["offered_rate"] == pytest.approx(150, abs=3) and s["send_rate"] == s["offered_rate"]
+    assert not s["generator_behind"], s  # the server was slow, not the generator
+    assert s["drain_s"] > 1.0 and s["ok_after_window"] > 50
+    assert s["ok_in_window"] + s["ok_after_window"] == s["ok"]
+    assert s["qps"] == pytest.approx(s["ok_in_window"] / 2.0, abs=0.1)
+    assert s["qps"] < 80  # about the server's capacity, not the asked rate
+    assert s["elapsed_s"] > 3.0  # the run itself lasted through the drain
