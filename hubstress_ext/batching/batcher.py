@@ -61,15 +61,15 @@ class BatchSettings:
     def validate(self) -> None:
         if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1 (got {self.batch_size!r})")
-        if not _number(self.max_wait_ms) or self.max_wait_ms < 0:
+        if not finite_number(self.max_wait_ms) or self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be a finite number >= 0 (got {self.max_wait_ms!r})")
         if not isinstance(self.max_queue, int) or isinstance(self.max_queue, bool) or self.max_queue < 1:
             raise ValueError(f"max_queue must be an integer >= 1 (got {self.max_queue!r})")
-        if not _number(self.deadline_ms) or self.deadline_ms <= 0:
+        if not finite_number(self.deadline_ms) or self.deadline_ms <= 0:
             raise ValueError(f"deadline_ms must be a finite number > 0 (got {self.deadline_ms!r})")
 
 
-def _number(v: object) -> bool:
+def finite_number(v: object) -> bool:
     """A real, finite number: NaN would switch a comparison-based limit off, inf means none."""
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 

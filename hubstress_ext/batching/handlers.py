@@ -61,11 +61,11 @@ def parse_json(body: bytes) -> Any:
     """Strict JSON: no NaN/Infinity (Python's json accepts them), no recursion blow-up."""
     try:
         return _DECODER.decode(body.decode("utf-8") if body else "null")
+    except BadInput:
+        raise  # NaN/Infinity, already worded
     except RecursionError:
         raise BadInput("body must be JSON: nested too deeply") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        if isinstance(exc, BadInput):
-            raise
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BadInput(f"body must be JSON: {exc}") from None
 
 

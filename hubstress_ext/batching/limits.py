@@ -32,6 +32,8 @@ from tornado import httputil, iostream
 from tornado.http1connection import HTTP1Connection, HTTP1ServerConnection
 from tornado.httpserver import HTTPServer, _HTTPRequestContext
 
+from hubstress_ext.batching.batcher import finite_number
+
 TORNADO_HEADER_BUFFER = 2 << 20  # beyond this Tornado closes the stream itself: no answer possible
 log = logging.getLogger("hubstress.batching")
 
@@ -56,7 +58,7 @@ class HttpLimits:
                 raise ValueError(f"{name} must be an integer >= 1 (got {value!r})")
         for name in ("header_timeout_s", "body_timeout_s"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not 0 < value < float("inf"):
+            if not finite_number(value) or value <= 0:
                 raise ValueError(f"{name} must be a finite number of seconds > 0 (got {value!r})")
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from hubstress_ext.batching.batcher import finite_number
+
 
 def echo(items: list[dict]) -> list[None]:
     """The seed's "AI": no work at all; the response carries only the timing fields."""
@@ -54,7 +56,7 @@ class MLP:
         if not isinstance(x, list) or not 1 <= len(x) <= n_in:
             return f"'x' must be a list of 1 to {n_in} numbers"
         for v in x:
-            if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
+            if not finite_number(v):
                 return f"'x' must hold only finite numbers (got {v!r})"
             if abs(v) > X_LIMIT:
                 return f"'x' values must be within +-{X_LIMIT:g} (got {v!r})"

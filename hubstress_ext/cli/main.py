@@ -351,7 +351,7 @@ def _load(args: argparse.Namespace) -> int:
         return 2
     setup_logging(args.verbose, None, [options.token or ""])
     run = BenchRun(options) if args.command == "bench" else SweepRun(options)
-    with _late_signals_exit_130():
+    with _restoring_signal_handlers():
         _execute_with_signals(run, cleanup=False)
         print_load_report(run, as_json=args.json)
         if args.save:
@@ -481,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"logging to {log_path}", file=sys.stderr)
         log.info("hubstress %s %s options=%s", __version__, args.command, options.public())
     run = make_run(options, args.command)
-    with _late_signals_exit_130():
+    with _restoring_signal_handlers():
         _execute_with_signals(run)
         print_report(run)
         if args.save and not options.dry_run:
@@ -539,9 +539,9 @@ def _leave_130(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def _late_signals_exit_130() -> Iterator[None]:
-    """Around a run and its report: a Ctrl-C that lands after the run itself has ended (while
-    the report prints or the run is saved) ends the command with 130, not a traceback. The
+def _restoring_signal_handlers() -> Iterator[None]:
+    """Around a run and its report: the run's loop leaves ``_leave_130`` installed (a Ctrl-C
+    while the report prints or the run is saved exits 130, not a traceback); afterwards the
     handlers in force before are put back, so calling :func:`main` in-process changes nothing."""
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

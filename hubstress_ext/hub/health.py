@@ -44,7 +44,6 @@ class HubWatch:
         self.last_failure = ""
         self.down_at: float | None = None
         self.reason: str | None = None
-        self.tripped = False  # sending is suspended (the client fails requests at once)
         self._probe: asyncio.Task | None = None
         self._quiet_until = 0.0
 
@@ -54,7 +53,13 @@ class HubWatch:
 
     @property
     def down(self) -> bool:
+        """The hub was found down during the run (even if it came back for teardown)."""
         return self.down_at is not None
+
+    @property
+    def tripped(self) -> bool:
+        """Sending is suspended: the client fails requests at once."""
+        return self.client.unreachable is not None
 
     def observe(self, record: Record) -> None:
         if self.tripped:
@@ -78,7 +83,6 @@ class HubWatch:
             self.streak, self.first_failure = 0, None
             self._quiet_until = time.monotonic() + PROBE_QUIET_S
             return
-        self.tripped = True
         self.down_at = self.down_at or self.first_failure or time.time()
         health = resp.error or f"HTTP {resp.status}"
         self.reason = f"{self.last_failure} x{self.streak}, /hub/health: {health}"
@@ -92,7 +96,6 @@ class HubWatch:
         if resp.status != 200:
             return False
         self.client.unreachable = None
-        self.tripped = False
         self.streak, self.first_failure = 0, None
         return True
 

@@ -6,6 +6,7 @@ never makes, so every pattern here spells out ``[0-9]``.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 
@@ -37,7 +38,4 @@ async def next_free_index(api: HubAPI, prefix: str) -> int:
 
 def name_stream(prefix: str, start: int) -> Iterator[str]:
     """``<prefix><start>``, ``<prefix><start+1>``, ...: creation draws from it until it has enough."""
-    n = start
-    while True:
-        yield f"{prefix}{n}"
-        n += 1
+    return (f"{prefix}{n}" for n in itertools.count(start))

@@ -139,21 +139,19 @@ class HubRun(Run):
             return
         if self._stops:
             self._set_stopped_status()
-        if self._stops > 1:
+        if self._stops < 2:
+            await self.settle()
+            if not opts.keep:
+                limit = opts.timeout if not self._stops else min(opts.timeout, STOPPED_TEARDOWN_S)
+                client.deadline = Deadline(limit)  # teardown gets a fresh, bounded budget
+                await self._phase("teardown", self.teardown(api))
+            if self._hub_is_down:
+                self._fail_hub_down()
+                return
+            if self._stops:
+                self._set_stopped_status()
+        if self._stops > 1:  # abandoned (now or during teardown)
             await self.settle_briefly()
-            return
-        await self.settle()
-        if opts.keep:
-            return
-        limit = opts.timeout if not self._stops else min(opts.timeout, STOPPED_TEARDOWN_S)
-        client.deadline = Deadline(limit)  # teardown gets a fresh, bounded budget
-        await self._phase("teardown", self.teardown(api))
-        if self._hub_is_down:
-            self._fail_hub_down()
-        elif self._stops:
-            self._set_stopped_status()
-            if self._stops > 1:
-                await self.settle_briefly()
 
     async def _phase(self, name: str, work: Awaitable[None]) -> bool:
         """Run one phase as its own task (a stop cancels it); True if it ran to the end."""

@@ -38,7 +38,6 @@ class UserCreation:
         self.progress = progress
         self.created: list[str] = []
         self.skipped: list[str] = []  # names that existed already: someone else's, left alone
-        self.failed_batches = 0
         self._in_flight: asyncio.Task | None = None
 
     async def create(self, names: Iterator[str], count: int, batch_size: int) -> list[str]:
@@ -69,7 +68,6 @@ class UserCreation:
             made = [u["name"] for u in resp.json() or []]
         else:
             log.warning("creating %d users failed: %s", len(batch), resp.reason())
-            self.failed_batches += 1
             for _ in batch:
                 self.progress.advance("create", failed=True)
             return [], False
@@ -99,11 +97,6 @@ class UserCreation:
         if task is not None and not task.done():
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(task), timeout)
-
-    @property
-    def unsettled(self) -> bool:
-        """A create request is still out: the hub may make users nobody has tagged yet."""
-        return self._in_flight is not None and not self._in_flight.done()
 
 
 async def stop_servers(

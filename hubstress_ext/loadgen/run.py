@@ -118,9 +118,10 @@ class BenchRun(LoadRun):
         finally:
             ticker.cancel()
             self._report_progress()
-        self.stats = bench_stats(self.df, elapsed, cpu)
+        df = self.df
+        self.stats = bench_stats(df, elapsed, cpu)
         if isinstance(load, OpenLoop):
-            self.stats.update(self._open_loop_stats(load, elapsed))
+            self.stats.update(self._open_loop_stats(load, df))
         self.meta["stats"] = self.stats
         refused = self._refused_status()
         if refused is not None:  # every answer was 401/403: the figures would only mislead
@@ -129,15 +130,13 @@ class BenchRun(LoadRun):
 
     def _refused_status(self) -> int | None:
         """401/403 when every answer so far was that refusal (no request got through)."""
-        rec = self.recorder
-        if not len(rec) or rec.failed < len(rec):
-            return None
-        statuses = set(rec.status[:200])
-        if len(statuses) == 1 and (status := statuses.pop()) in AUTH_STATUSES:
-            return status if all(s == status for s in rec.status) else None
+        statuses = self.recorder.status
+        first = statuses[0] if statuses else None
+        if first in AUTH_STATUSES and all(s == first for s in statuses):
+            return first
         return None
 
-    def _open_loop_stats(self, load: OpenLoop, elapsed: float) -> dict[str, Any]:
+    def _open_loop_stats(self, load: OpenLoop, df: pd.DataFrame) -> dict[str, Any]:
         """Rates over the schedule's window; what came after it (the drain) apart.
 
         ``qps`` becomes the goodput *during* the window: answers that succeeded before the
@@ -153,7 +152,6 @@ class BenchRun(LoadRun):
         window = load.window_s
         target = float(self.options.rate or 0)
         offered = load.scheduled / window if window > 0 else 0.0
-        df = self.df
         window_end = load.started + window - self.recorder.origin  # in the records' time base
         ok = (df["outcome"].astype(str) == "ok").to_numpy() if len(df) else np.array([], bool)
         done = df["t_done"].to_numpy() if len(df) else np.array([])
