@@ -1,14 +1,20 @@
 """Batching endpoint benchmark with wrk (Debian package), every figure from one run.
 
-1. Throughput at 64 connections: hubstress serve (echo, batch_size=1, max_wait_ms=0) vs a
-   plain Tornado handler that parses the same JSON (the ceiling), in alternating rounds (median
-   ratio reported), vs the seed service design.
-2. Idle CPU over 10 s: hubstress serve vs the seed service (its consumers busy-wait).
-3. Latency below saturation: batch_size=4, max_wait_ms=10 under 2 connections; p99 vs
+1. Throughput at 64 connections: hubstress serve (echo, batch_size=1, max_wait_ms=0, admission
+   on) vs a plain Tornado handler that parses and encodes with the same JSON functions (the
+   ceiling), in alternating rounds (median ratio reported), vs the seed service design.
+2. Added latency: the same two servers under 2 connections, p50 and p99 side by side.
+3. Idle CPU over 10 s: hubstress serve vs the seed service (its consumers busy-wait).
+4. Latency below saturation: batch_size=4, max_wait_ms=10 under 2 connections; p99 vs
    max_wait + model p99 + 5 ms.
-4. The NumPy MLP model: throughput per batch size (changed at runtime through the config API).
+5. The NumPy MLP model: throughput per batch size (changed at runtime through the config API).
+6. Overload (``overload.py``): admission on time at 0.5x and 2x capacity.
+7. The adaptive mode (``adaptive.py``) against the best fixed cell of a sweep.
 
-    python benchmarks/batching.py [--seconds 10] [--json out.json]
+Where ``taskset`` and two CPUs are available, wrk runs on CPU 0 and every server on CPU 1, so
+the two do not take turns on the same core (sharing, one round's ratio swung from 0.70 to 1.02).
+
+    python benchmarks/batching.py [--seconds 10] [--rounds 5] [--skip overload,adaptive] [--json out.json]
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
+import os
 import re
 import shutil
 import socket
@@ -45,6 +52,17 @@ def free_port() -> int:
 
 
 STARTED: list[subprocess.Popen] = []
+PIN = bool(shutil.which("taskset")) and len(os.sched_getaffinity(0)) >= 2
+
+
+def on_cpu(cpu: int, cmd: list[str]) -> list[str]:
+    return ["taskset", "-c", str(cpu), *cmd] if PIN else cmd
+
+
+def pin_self() -> None:
+    """A benchmark that generates load from its own process keeps it off the servers' CPU."""
+    if PIN:
+        os.sched_setaffinity(0, {0})
 
 
 @atexit.register
@@ -56,7 +74,7 @@ def _stop_all() -> None:
 
 
 def start(cmd: list[str], port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(on_cpu(1, cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     STARTED.append(proc)
     give_up = time.monotonic() + 30
     while time.monotonic() < give_up:
@@ -79,7 +97,10 @@ def stop(proc: subprocess.Popen) -> None:
 
 def wrk(url: str, conns: int, seconds: float, script: Path) -> dict:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url],
+        on_cpu(
+            0,
+            ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url],
+        ),
         capture_output=True,
         text=True,
         check=True,
@@ -124,7 +145,8 @@ def call(url: str, method: str = "GET", body: dict | None = None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating plain/hubstress rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating plain/hubstress rounds")
+    parser.add_argument("--skip", default="", help="comma-separated parts to leave out: overload, adaptive")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -149,6 +171,19 @@ def main() -> None:
         plain_r = wrk(f"http://127.0.0.1:{plain_port}/hubstress/batch", 64, secs, script)
         ours_r = wrk(f"http://127.0.0.1:{ours_port}/hubstress/batch", 64, secs, script)
         rounds.append({"plain": plain_r, "ours": ours_r, "ratio": ours_r["rps"] / plain_r["rps"]})
+    # added latency: 2 connections, so neither server queues; alternating, medians of the rounds
+    light_rounds = [
+        (
+            wrk(f"http://127.0.0.1:{plain_port}/hubstress/batch", 2, secs / 2, script),
+            wrk(f"http://127.0.0.1:{ours_port}/hubstress/batch", 2, secs / 2, script),
+        )
+        for _ in range(3)
+    ]
+    result["added_latency"] = {
+        f"{side}_{q}_ms": sorted(r[i][f"{q}_ms"] for r in light_rounds)[1]
+        for i, side in enumerate(("plain", "ours"))
+        for q in ("p50", "p99")
+    }
     stop(plain_proc)
     stop(ours_proc)
     median = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
@@ -181,7 +216,8 @@ def main() -> None:
     result["mlp"] = mlp
 
     plain, ours, seed = result["plain_tornado"], result["hubstress_echo_bs1"], result["seed_service"]
-    print(f"\nwrk, 1 thread, 64 connections, {secs:g} s each (server and wrk share the 2 cores):")
+    where = "wrk on CPU 0, servers on CPU 1" if PIN else "server and wrk share the CPUs"
+    print(f"\nwrk, 1 thread, 64 connections, {secs:g} s each ({where}):")
     print(f"{'server':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
     for name, r in (
         ("plain Tornado handler (ceiling)", plain),
@@ -209,8 +245,27 @@ def main() -> None:
             f"  batch_size={bs:<3} {r['rps']:>8.0f} req/s  p99 {r['p99_ms']:.1f} ms  "
             f"({r['rps'] / mlp[1]['rps']:.2f}x bs=1)"
         )
+    lat = result["added_latency"]
+    print(
+        f"added latency, 2 connections (median of 3 rounds): p50 {lat['plain_p50_ms'] * 1000:.0f} -> "
+        f"{lat['ours_p50_ms'] * 1000:.0f} us (+{(lat['ours_p50_ms'] - lat['plain_p50_ms']) * 1000:.0f} us), "
+        f"p99 {lat['plain_p99_ms'] * 1000:.0f} -> {lat['ours_p99_ms'] * 1000:.0f} us "
+        f"(+{(lat['ours_p99_ms'] - lat['plain_p99_ms']) * 1000:.0f} us)"
+    )
+    skip = set(filter(None, args.skip.split(",")))
+    if "overload" not in skip:
+        import overload
+
+        result["overload"] = [overload.measure(name, cfg, secs) for name, cfg in overload.CONFIGS.items()]
+        for r in result["overload"]:
+            overload.report(r)
+    if "adaptive" not in skip:
+        import adaptive
+
+        result["adaptive"] = adaptive.measure(secs, 50.0)
+        adaptive.report(result["adaptive"])
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        args.json.write_text(json.dumps(result, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 the Jupyter server (``extension``) or standalone (``standalone``, ``hubstress serve``).
 """
 
-from hubstress_ext.batching.batcher import Batcher, BatchSettings, QueueFull
+from hubstress_ext.batching.admission import Refused
+from hubstress_ext.batching.batcher import Batcher, BatchSettings
 
-__all__ = ["BatchSettings", "Batcher", "QueueFull"]
+__all__ = ["BatchSettings", "Batcher", "Refused"]

@@ -6,9 +6,13 @@ item has waited ``max_wait_ms`` (a partial batch is served, never turned into an
 polls: dispatch happens on submit, on a single timer for the oldest item, and on model
 completion, so an idle batcher costs no CPU.
 
-Admission control happens before enqueueing (``QueueFull``); an item can be withdrawn while
-queued (deadline expired, client gone) and then never reaches the model. Every accepted item
-is resolved exactly once: served, error, timed out or cancelled.
+Admission is decided before enqueueing, on time as well as on a count (``admission``): an
+arrival whose predicted wait is too long is refused at once (``Refused``). An item can be
+withdrawn while queued (deadline expired, client gone) and then never reaches the model. Every
+accepted item is resolved exactly once: served, error, timed out or cancelled.
+
+With ``latency_slo_ms`` set the batcher is adaptive: it dispatches greedily and moves its
+batch size (AIMD, ``admission.BatchCap``) to the largest whose model time fits the SLO.
 """
 
 from __future__ import annotations
@@ -28,15 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from hubstress_ext.batching.admission import ADMIT_SHARE, BatchCap, Refused, ServiceTime, predict
 from hubstress_ext.batching.metrics import BatchHistograms
 
 log = logging.getLogger("hubstress.batching")
 
 Model = Callable[[list[Any]], Any]
-
-
-class QueueFull(Exception):
-    """Refused before enqueueing: the queue holds ``max_queue`` items (or is shutting down)."""
 
 
 class DeadlineExpired(Exception):
@@ -57,6 +58,9 @@ class BatchSettings:
     max_wait_ms: float = 20.0
     max_queue: int = 1000
     deadline_ms: float = 30_000.0  # default per-request deadline; a client may only shorten it
+    max_delay_ms: float = 1000.0  # refuse an arrival whose batch would start later than this (0: off)
+    latency_slo_ms: float = 0.0  # > 0: adaptive batch size and admission against this p99 target
+    refuse_status: int = 503  # or 429: the status of a refusal (both carry Retry-After)
 
     def validate(self) -> None:
         if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
@@ -67,6 +71,12 @@ class BatchSettings:
             raise ValueError(f"max_queue must be an integer >= 1 (got {self.max_queue!r})")
         if not finite_number(self.deadline_ms) or self.deadline_ms <= 0:
             raise ValueError(f"deadline_ms must be a finite number > 0 (got {self.deadline_ms!r})")
+        if not finite_number(self.max_delay_ms) or self.max_delay_ms < 0:
+            raise ValueError(f"max_delay_ms must be a finite number >= 0 (got {self.max_delay_ms!r})")
+        if not finite_number(self.latency_slo_ms) or self.latency_slo_ms < 0:
+            raise ValueError(f"latency_slo_ms must be a finite number >= 0 (got {self.latency_slo_ms!r})")
+        if self.refuse_status not in (429, 503) or isinstance(self.refuse_status, bool):
+            raise ValueError(f"refuse_status must be 503 or 429 (got {self.refuse_status!r})")
 
 
 def finite_number(v: object) -> bool:
@@ -102,6 +112,9 @@ class Stats:
     timed_out: int = 0
     cancelled: int = 0
     errors: int = 0
+    refused: dict[str, int] = field(default_factory=dict)  # rejected, by reason
+    refusal_ms: deque = field(default_factory=lambda: deque(maxlen=10_000))  # arrival to answer
+    refused_at_headers: int = 0  # of ``rejected``: decided before the application saw it
     batches: int = 0
     batch_sizes: dict[int, int] = field(default_factory=dict)
     queue_wait_ms: deque = field(default_factory=lambda: deque(maxlen=10_000))
@@ -137,12 +150,16 @@ class Batcher:
         self._keys = itertools.count()
         self._batch_ids = itertools.count(1)
         self._busy = False
+        self._batch_started = 0.0
+        self._service = ServiceTime()
+        self._cap: BatchCap | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._idle = asyncio.Event()
         self._idle.set()
         self.stats = Stats()
         self.histograms = BatchHistograms()  # exported by metrics.BatchCollector on scrape
+        self._apply(self.settings)
 
     # -- intake ----------------------------------------------------------------------------
 
@@ -150,35 +167,165 @@ class Batcher:
     def depth(self) -> int:
         return len(self._queue)
 
-    def submit(self, item: Any, deadline_s: float | None = None) -> Pending:
-        """Enqueue, or raise QueueFull. Await ``pending.future`` for a Result.
+    @property
+    def batch_cap(self) -> int:
+        """The batch size in force: the setting, or the adaptive mode's current choice."""
+        return self._cap.value if self._cap is not None else self.settings.batch_size
 
-        The future fails with ModelError or DeadlineExpired, or is cancelled if the item is
-        withdrawn; ``deadline_s`` (default: the settings' deadline) counts from now.
+    @property
+    def max_wait_s(self) -> float:
+        """The adaptive mode is greedy: batching comes from items that queue while the model runs."""
+        return 0.0 if self._cap is not None else self.settings.max_wait_ms / 1000.0
+
+    def _apply(self, settings: BatchSettings) -> None:
+        self.settings = settings
+        # an inline model serves an arriving item at once when a batch of one is due at once:
+        # batch size 1, greedy (no max wait), or the adaptive mode (greedy too)
+        self._one_is_a_batch = self._inline and (
+            settings.batch_size == 1 or not settings.max_wait_ms or bool(settings.latency_slo_ms)
+        )
+        self._max_delay_s = settings.max_delay_ms / 1000.0 if settings.max_delay_ms else math.inf
+        slo = settings.latency_slo_ms
+        self._slo_admit_s = slo / 1000.0 * ADMIT_SHARE if slo else math.inf
+        if not slo:
+            self._cap = None
+        elif self._cap is None or self._cap.slo_ms != slo:
+            self._cap = BatchCap(settings.batch_size, slo)
+        else:
+            self._cap.limit = settings.batch_size
+            self._cap.value = min(self._cap.value, settings.batch_size)
+
+    def submit(
+        self, item: Any, deadline_s: float | None = None, age_s: float = 0.0, admitted: bool = False
+    ) -> Pending:
+        """Enqueue, or raise Refused. Await ``pending.future`` for a Result.
+
+        ``age_s``: how long ago the server first saw the request (its wait so far counts);
+        ``deadline_s`` (default: the settings' deadline) counts from then. ``admitted``: the
+        time rules were already applied by :meth:`admit` (only the count and a shutdown still
+        refuse). The future fails with ModelError or DeadlineExpired, or is cancelled if the
+        item is withdrawn.
         """
-        if self._closed or len(self._queue) >= self.settings.max_queue:
-            self.stats.rejected += 1
-            raise QueueFull(
-                "shutting down" if self._closed else f"queue full ({self.settings.max_queue} waiting)"
-            )
         loop = asyncio.get_running_loop()
-        pending = Pending(item, loop.create_future(), loop.time(), next(self._keys))
+        now = loop.time()
+        if deadline_s is None:
+            deadline_s = self.settings.deadline_ms / 1000.0
+        depth = len(self._queue)
+        if admitted:
+            if self._closed or depth >= self.settings.max_queue:
+                raise self._refused(now, age_s, deadline_s, depth, check=False)
+        else:
+            refused = self._admit(now, depth, age_s, deadline_s)
+            if refused is not None:
+                raise refused
+        pending = Pending(item, loop.create_future(), now, next(self._keys))
         self.stats.accepted += 1
-        if self._inline and not self._queue and not self._busy:
-            # Nothing queued and a near-instant model: this item is a whole batch by itself
-            # right now (a batch is due when full, or at once when greedy); skip the queue.
-            s = self.settings
-            if s.batch_size == 1 or not s.max_wait_ms:
-                self._serve_inline([pending], loop)
-                return pending
+        if self._can_serve_now():
+            self._serve_inline([pending], loop)
+            return pending
         self._queue[pending.key] = pending
         self._idle.clear()
         self._maybe_dispatch()
         if pending.key in self._queue:  # still waiting: arm its deadline
-            if deadline_s is None:
-                deadline_s = self.settings.deadline_ms / 1000.0
-            pending.expiry = loop.call_at(pending.enqueued + deadline_s, self._expire, pending)
+            pending.expiry = loop.call_at(now - age_s + deadline_s, self._expire, pending)
         return pending
+
+    def _can_serve_now(self) -> bool:
+        """Nothing queued and a near-instant model: an item is a whole batch by itself right
+        now (a batch is due when full, or at once when greedy), so it can skip the queue."""
+        return self._one_is_a_batch and not self._queue and not self._busy and not self._closed
+
+    def serve_now(self, item: Any, deadline_s: float, age_s: float = 0.0) -> Result | None:
+        """The fast path of an inline model: serve ``item`` at once and return its Result, with
+        no future and no queue; None when it cannot be served at once (then ``submit``).
+
+        Admitted on the same rules as ``submit`` (an arrival it would refuse gets None, so that
+        ``submit`` words the refusal). Raises ModelError if the model fails for the item.
+        """
+        if not self._can_serve_now() or age_s > self._max_delay_s:
+            return None
+        per_batch = self._service.per_batch
+        if age_s + per_batch > deadline_s or age_s + per_batch > self._slo_admit_s:
+            return None
+        st = self.stats
+        st.accepted += 1
+        start = time.monotonic()
+        try:
+            outputs = self.model([item])
+            if outputs is None or len(outputs) != 1:
+                _checked(outputs, 1)  # raises, worded
+            output, failure = outputs[0], None
+        except Exception as exc:  # the item fails, the batcher does not
+            output, failure = None, exc
+        batch_id, model_ms = self._batch_done(1, start, time.monotonic())
+        st.queue_wait_ms.append(0.0)
+        self.histograms.queue_wait.counts[0] += 1  # a zero wait: the first bucket, sum unchanged
+        if failure is not None or isinstance(output, BaseException):
+            st.errors += 1
+            raise self._model_error(batch_id, 1, failure, output)
+        st.served += 1
+        return Result(output, batch_id, 1, 0.0, model_ms)
+
+    def admit(self, deadline_s: float | None = None) -> Refused | None:
+        """The admission decision alone (counted if it refuses), for a server that decides as
+        soon as it has read a request's headers (its age is then zero)."""
+        if deadline_s is None:
+            deadline_s = self.settings.deadline_ms / 1000.0
+        return self._admit(asyncio.get_running_loop().time(), len(self._queue), 0.0, deadline_s)
+
+    def _admit(self, now: float, depth: int, age_s: float, deadline_s: float) -> Refused | None:
+        if self._closed or depth >= self.settings.max_queue:
+            return self._refused(now, age_s, deadline_s, depth, check=False)
+        per_batch = self._service.per_batch
+        delay = age_s + (max(0.0, self._batch_started + per_batch - now) if self._busy else 0.0)
+        if depth:
+            delay += (depth // self.batch_cap) * per_batch
+        if delay > self._max_delay_s or delay + per_batch > min(deadline_s, self._slo_admit_s):
+            return self._refused(now, age_s, deadline_s, depth)
+        return None
+
+    @property
+    def pressed(self) -> bool:
+        """Anything queued or running: only then can an arrival be refused on time."""
+        return self._busy or bool(self._queue) or self._closed
+
+    def _refused(
+        self, now: float, age_s: float, deadline_s: float, depth: int, check: bool = True
+    ) -> Refused:
+        """Count a refusal and word it: the first rule broken, the prediction, the drain time."""
+        busy_left = max(0.0, self._batch_started + self._service.per_batch - now) if self._busy else 0.0
+        p = predict(age_s, busy_left, depth, self.batch_cap, self._service.per_batch)
+        s = self.settings
+        if self._closed:
+            reason, message = "shutting_down", "shutting down"
+        elif not check:
+            reason, message = "queue_full", f"queue full ({s.max_queue} waiting)"
+        elif p.delay_s > self._max_delay_s:
+            reason = "queue_delay"
+            message = f"expected wait {p.delay_s * 1000:.0f} ms is over max_delay_ms={s.max_delay_ms:g}"
+        elif p.completion_s > deadline_s:
+            reason = "deadline"
+            message = (
+                f"expected completion {p.completion_s * 1000:.0f} ms is past the deadline "
+                f"({deadline_s * 1000:g} ms)"
+            )
+        else:
+            reason = "latency_slo"
+            message = (
+                f"expected completion {p.completion_s * 1000:.0f} ms would break "
+                f"latency_slo_ms={s.latency_slo_ms:g}"
+            )
+        st = self.stats
+        st.rejected += 1
+        st.refused[reason] = st.refused.get(reason, 0) + 1
+        return Refused(reason, message, p.drain_s, round(p.completion_s * 1000.0, 3))
+
+    def note_refusal(self, seconds: float, at_headers: bool = False) -> None:
+        """The server side of a refusal (arrival to answer), measured by the HTTP layer."""
+        self.stats.refusal_ms.append(seconds * 1000.0)
+        if at_headers:
+            self.stats.refused_at_headers += 1
+        self.histograms.refusal_time.observe(seconds)
 
     def _expire(self, pending: Pending) -> None:
         pending.expiry = None
@@ -218,29 +365,45 @@ class Batcher:
                 if not self._busy:
                     self._idle.set()  # every state change ends here: the one place idleness is known
                 return
-            s = self.settings
-            if len(self._queue) < s.batch_size and s.max_wait_ms and not self._closed:
-                due = next(iter(self._queue.values())).enqueued + s.max_wait_ms / 1000.0
+            cap, wait = self.batch_cap, self.max_wait_s
+            if len(self._queue) < cap and wait and not self._closed:
+                due = next(iter(self._queue.values())).enqueued + wait
                 if loop.time() < due:  # not due yet: one timer, for the oldest item
                     if self._timer is None or self._timer.when() != due:
                         self._cancel_timer()
                         self._timer = loop.call_at(due, self._on_timer)
                     return
             self._cancel_timer()
-            batch = [self._take() for _ in range(min(s.batch_size, len(self._queue)))]
+            batch = self._take_batch(cap, loop.time())
+            if not batch:
+                continue  # every item taken had passed its deadline
             if self._inline:
                 self._serve_inline(batch, loop)
                 continue
             self._busy = True
+            self._batch_started = loop.time()
             loop.create_task(self._run_batch(batch))
             return
 
-    def _take(self) -> Pending:
-        pending = self._queue.popitem(last=False)[1]
-        if pending.expiry is not None:
-            pending.expiry.cancel()
-            pending.expiry = None
-        return pending
+    def _take_batch(self, cap: int, now: float) -> list[Pending]:
+        """Up to ``cap`` of the oldest items; one whose deadline has passed (its timer not run
+        yet, the loop being late) is answered 504 here: nothing reaches the model late."""
+        batch: list[Pending] = []
+        queue = self._queue
+        while queue and len(batch) < cap:
+            pending = queue.popitem(last=False)[1]
+            expiry = pending.expiry
+            if expiry is not None:
+                pending.expiry = None
+                expiry.cancel()
+                if expiry.when() <= now:
+                    self.stats.timed_out += 1
+                    if not pending.future.done():
+                        pending.future.set_exception(DeadlineExpired("deadline expired while queued"))
+                        pending.future.exception()  # retrieved: the handler may be gone
+                    continue
+            batch.append(pending)
+        return batch
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -275,20 +438,38 @@ class Batcher:
         self._busy = False
         self._maybe_dispatch()
 
+    def _batch_done(self, size: int, start: float, end: float) -> tuple[int, float]:
+        """Book a finished batch (stats, histograms, the service-time estimate, the adaptive
+        batch size); returns its id and model time in ms."""
+        seconds = end - start
+        model_ms = seconds * 1000.0
+        st = self.stats
+        st.batches += 1
+        st.batch_sizes[size] = st.batch_sizes.get(size, 0) + 1
+        st.model_ms.append(model_ms)
+        self.histograms.batch_size.observe(size)
+        self.histograms.model_time.observe(seconds)
+        self._service.observe(seconds, size, self.batch_cap)
+        if self._cap is not None:
+            self._cap.observe(seconds, size)
+        return next(self._batch_ids), model_ms
+
+    def _model_error(self, batch_id: int, size: int, failure: Exception | None, output: Any) -> ModelError:
+        error_id = uuid.uuid4().hex[:12]
+        if failure is not None:
+            log.error(
+                "model failed on batch %d (%d items), error id %s", batch_id, size, error_id, exc_info=failure
+            )
+            return ModelError(f"model failed: {failure}", error_id)
+        return ModelError(f"model failed for this item: {output}", error_id)
+
     def _complete(
         self, batch: list[Pending], outputs: list | None, failure: Exception | None, start: float, end: float
     ) -> None:
         """Answer every member of a finished batch exactly once."""
         size = len(batch)
-        batch_id = next(self._batch_ids)
-        model_ms = (end - start) * 1000.0
-        self._record_batch(size, model_ms)
-        error_id = ""
-        if failure is not None:
-            error_id = uuid.uuid4().hex[:12]
-            log.error(
-                "model failed on batch %d (%d items), error id %s", batch_id, size, error_id, exc_info=failure
-            )
+        batch_id, model_ms = self._batch_done(size, start, end)
+        batch_error = self._model_error(batch_id, size, failure, None) if failure is not None else None
         waits = self.stats.queue_wait_ms
         observe_wait = self.histograms.queue_wait.observe
         for i, pending in enumerate(batch):
@@ -296,17 +477,12 @@ class Batcher:
             waits.append(queue_ms)
             observe_wait(queue_ms / 1000.0)
             output = outputs[i] if outputs is not None else None
-            if failure is not None or isinstance(output, BaseException):
-                if not error_id:
-                    error_id = uuid.uuid4().hex[:12]
-                message = (
-                    f"model failed: {failure}"
-                    if failure is not None
-                    else f"model failed for this item: {output}"
-                )
+            if batch_error is not None or isinstance(output, BaseException):
                 self.stats.errors += 1
                 if not pending.future.done():
-                    pending.future.set_exception(ModelError(message, error_id))
+                    pending.future.set_exception(
+                        batch_error or self._model_error(batch_id, size, None, output)
+                    )
                     pending.future.exception()  # retrieved: the handler may be gone
             else:
                 self.stats.served += 1
@@ -322,7 +498,7 @@ class Batcher:
             raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         candidate = BatchSettings(**{**self.settings.__dict__, **changes})
         candidate.validate()
-        self.settings = candidate
+        self._apply(candidate)
         self._maybe_dispatch()
         return candidate
 
@@ -339,20 +515,14 @@ class Batcher:
         except TimeoutError:
             return sum(self.withdraw(p, "cancelled") for p in list(self._queue.values()))
 
-    def _record_batch(self, size: int, model_ms: float) -> None:
-        st = self.stats
-        st.batches += 1
-        st.batch_sizes[size] = st.batch_sizes.get(size, 0) + 1
-        st.model_ms.append(model_ms)
-        self.histograms.batch_size.observe(size)
-        self.histograms.model_time.observe(model_ms / 1000.0)
-
     def snapshot(self) -> dict[str, Any]:
         st = self.stats
         return {
             "accepted": st.accepted,
             "served": st.served,
             "rejected": st.rejected,
+            "refused_by_reason": dict(st.refused),
+            "refused_at_headers": st.refused_at_headers,
             "timed_out": st.timed_out,
             "cancelled": st.cancelled,
             "errors": st.errors,
@@ -362,6 +532,12 @@ class Batcher:
             "batch_size_histogram": {str(k): v for k, v in sorted(st.batch_sizes.items())},
             "queue_wait_ms": _percentiles(st.queue_wait_ms),
             "model_ms": _percentiles(st.model_ms),
+            "refusal_ms": _percentiles(st.refusal_ms),
+            "effective": {
+                "batch_size": self.batch_cap,
+                "max_wait_ms": self.max_wait_s * 1000.0,
+                "model_ms_per_batch": round(self._service.per_batch * 1000.0, 3),
+            },
             "settings": dict(self.settings.__dict__),
         }
 

@@ -30,16 +30,27 @@ class HubstressBatching(Configurable):
     max_wait_ms = Float(
         20.0, config=True, help="...or when the oldest item has waited this long (0: greedy)."
     )
-    max_queue = Integer(1000, config=True, help="Refuse with 503 beyond this many queued items.")
+    max_queue = Integer(1000, config=True, help="Refuse beyond this many queued items.")
     deadline_ms = Float(30000.0, config=True, help="Default per-request deadline (clients may shorten).")
+    max_delay_ms = Float(
+        1000.0, config=True, help="Refuse an arrival whose predicted wait for its batch is longer (0: off)."
+    )
+    latency_slo_ms = Float(
+        0.0, config=True, help="Adaptive mode: batch size chosen for throughput with p99 under this (0: off)."
+    )
+    refuse_status = Integer(503, config=True, help="Status of a refusal (503 or 429), with Retry-After.")
     max_body_bytes = Integer(DEFAULT_MAX_BODY, config=True, help="Larger bodies get 413.")
-    model = Unicode("echo", config=True, help="Built-in model (echo, echo-async, mlp) or 'module:function'.")
+    model = Unicode(
+        "echo", config=True, help="Built-in model (echo, echo-async, mlp, device-sim) or 'module:function'."
+    )
 
 
 class JupyterBatchHandler(BatchMixin, APIHandler):
     @web.authenticated
     async def post(self) -> None:
-        await BatchMixin.post(self)
+        answering = BatchMixin.post(self)  # None when it answered at once
+        if answering is not None:
+            await answering
 
 
 class JupyterConfigHandler(ConfigMixin, APIHandler):
@@ -60,7 +71,15 @@ class JupyterStatsHandler(StatsMixin, APIHandler):
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     cfg = HubstressBatching(parent=serverapp)
-    settings = BatchSettings(cfg.batch_size, cfg.max_wait_ms, cfg.max_queue, cfg.deadline_ms)
+    settings = BatchSettings(
+        cfg.batch_size,
+        cfg.max_wait_ms,
+        cfg.max_queue,
+        cfg.deadline_ms,
+        cfg.max_delay_ms,
+        cfg.latency_slo_ms,
+        cfg.refuse_status,
+    )
     service = BatchingService(cfg.model, settings, max_body_bytes=cfg.max_body_bytes)
     web_app = serverapp.web_app
     web_app.settings[SERVICE_KEY] = service

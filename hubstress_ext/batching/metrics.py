@@ -18,11 +18,14 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from hubstress_ext.batching.admission import REASONS
+
 if TYPE_CHECKING:
     from hubstress_ext.batching.batcher import Batcher
 
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+REFUSAL_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1)
 MODEL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
 
 
@@ -53,6 +56,7 @@ class BatchHistograms:
         self.batch_size = Buckets(BATCH_SIZE_BUCKETS)
         self.queue_wait = Buckets(WAIT_BUCKETS)
         self.model_time = Buckets(MODEL_BUCKETS)
+        self.refusal_time = Buckets(REFUSAL_BUCKETS)
 
 
 OUTCOME_FIELDS = {
@@ -76,13 +80,25 @@ class BatchCollector(Collector):
         for outcome, attr in OUTCOME_FIELDS.items():
             requests.add_metric([outcome], sum(getattr(b.stats, attr) for b in batchers))
         yield requests
+        refusals = CounterMetricFamily(
+            "hubstress_batch_refusals", "Requests refused before queueing, by reason", labels=["reason"]
+        )
+        for reason in REASONS:
+            refusals.add_metric([reason], sum(b.stats.refused.get(reason, 0) for b in batchers))
+        yield refusals
         yield GaugeMetricFamily(
             "hubstress_batch_queue_depth", "Items waiting for a batch", value=sum(b.depth for b in batchers)
+        )
+        yield GaugeMetricFamily(
+            "hubstress_batch_effective_size",
+            "Batch size in force (the adaptive mode's choice when latency_slo_ms is set)",
+            value=max((b.batch_cap for b in batchers), default=0),
         )
         for name, doc, attr in (
             ("hubstress_batch_size", "Items per dispatched batch", "batch_size"),
             ("hubstress_batch_queue_wait_seconds", "Time an item waited in the queue", "queue_wait"),
             ("hubstress_batch_model_seconds", "Model time per batch", "model_time"),
+            ("hubstress_batch_refusal_seconds", "Arrival to answer of a refused request", "refusal_time"),
         ):
             parts = [getattr(b.histograms, attr) for b in batchers]
             if not parts:

@@ -33,7 +33,7 @@ class BatchingService:
         self._process = psutil.Process(os.getpid())
         # a model may declare ``check(item) -> str | None``: a bad item is refused with 400
         # before it is queued, so it can never fail the batch it would have joined
-        self.check_item: Callable[[Any], str | None] = getattr(self.batcher.model, "check", _accept)
+        self.check_item: Callable[[Any], str | None] | None = getattr(self.batcher.model, "check", None)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -51,7 +51,3 @@ class BatchingService:
             "cpu_seconds": cpu.user + cpu.system,
             "time": time.time(),
         }
-
-
-def _accept(item: Any) -> None:
-    return None

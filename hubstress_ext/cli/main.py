@@ -227,12 +227,33 @@ def build_parser(raising: bool = False) -> argparse.ArgumentParser:
         default=20.0,
         help="...or when the oldest waited this long; 0 = greedy (default 20)",
     )
-    p.add_argument("--max-queue", type=int, default=1000, help="503 beyond this many queued (default 1000)")
+    p.add_argument(
+        "--max-queue", type=int, default=1000, help="refuse beyond this many queued (default 1000)"
+    )
     p.add_argument(
         "--deadline-ms",
         type=float,
         default=30000.0,
         help="per-request deadline; 504 when it expires while queued (default 30000)",
+    )
+    p.add_argument(
+        "--max-delay-ms",
+        type=float,
+        default=1000.0,
+        help="refuse an arrival whose predicted wait for its batch is longer; 0 = off (default 1000)",
+    )
+    p.add_argument(
+        "--latency-slo-ms",
+        type=float,
+        default=0.0,
+        help="adaptive mode: choose the batch size for throughput with p99 under this; 0 = off (default)",
+    )
+    p.add_argument(
+        "--refuse-status",
+        type=int,
+        default=503,
+        choices=(503, 429),
+        help="status of a refusal, with Retry-After (default 503)",
     )
     p.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="413 above this (default 65536)")
     p.add_argument(
@@ -249,7 +270,9 @@ def build_parser(raising: bool = False) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="close a connection whose request body takes longer to arrive (default 30)",
     )
-    p.add_argument("--model", default="echo", help="echo, echo-async, mlp or module:function (default echo)")
+    p.add_argument(
+        "--model", default="echo", help="echo, echo-async, mlp, device-sim or module:function (default echo)"
+    )
 
     _load_parsers(subs)
 
@@ -583,7 +606,15 @@ def _serve(args: argparse.Namespace) -> int:
     from hubstress_ext.batching.models import load_model
     from hubstress_ext.batching.standalone import serve
 
-    settings = BatchSettings(args.batch_size, args.max_wait_ms, args.max_queue, args.deadline_ms)
+    settings = BatchSettings(
+        args.batch_size,
+        args.max_wait_ms,
+        args.max_queue,
+        args.deadline_ms,
+        args.max_delay_ms,
+        args.latency_slo_ms,
+        args.refuse_status,
+    )
     limits = HttpLimits(
         max_body_bytes=args.max_body_bytes,
         header_timeout_s=args.header_timeout,

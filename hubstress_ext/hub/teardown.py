@@ -17,6 +17,8 @@ from hubstress_ext.results.lifecycle import LifecycleTable
 log = logging.getLogger("hubstress")
 
 STOP_POLL_INTERVAL = 0.2
+STOPPING_WAIT_S = 60.0  # a delete refused because the server is still stopping: retried this long
+STOPPING_POLL_S = 0.5
 
 
 MAX_COLLISION_ROUNDS = 20  # bulk creates that found a name taken, before the run gives up on names
@@ -159,6 +161,12 @@ async def delete_users(
 
     async def delete(name: str) -> None:
         resp = await api.delete_user(name)
+        give_up = time.monotonic() + STOPPING_WAIT_S
+        # a server still stopping (a stop asked for earlier, e.g. by a run interrupted twice)
+        # makes the hub refuse the delete with a 400 "please wait": wait for it, bounded
+        while resp.status == 400 and "stopping" in resp.reason() and time.monotonic() < give_up:
+            await asyncio.sleep(STOPPING_POLL_S)
+            resp = await api.delete_user(name)
         ok = resp.ok or resp.status == 404
         if ok:
             users[name].deleted = time.time()

@@ -37,7 +37,7 @@ def outcome_of(status: int, body: bytes) -> tuple[str, float, int]:
             size = doc.get("batch_size")
             if isinstance(size, int):
                 batch_size = size
-            if status == 503 and doc.get("error") == "busy":
+            if status in (503, 429) and doc.get("error") == "busy":
                 return BUSY, ts_diff, batch_size
     if 200 <= status < 300:
         return OK, ts_diff, batch_size

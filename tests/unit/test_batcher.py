@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from hubstress_ext.batching.batcher import Batcher, BatchSettings, ModelError, QueueFull
+from hubstress_ext.batching.batcher import Batcher, BatchSettings, ModelError, Refused
 from hubstress_ext.batching.models import MLP, load_model
 
 asyncio_test = pytest.mark.asyncio
@@ -125,7 +125,7 @@ async def test_queue_full_is_refused_before_enqueueing():
     b = Batcher(Recorder(), settings(batch_size=10, max_wait_ms=10_000, max_queue=2))
     b.submit({"n": 0})
     b.submit({"n": 1})
-    with pytest.raises(QueueFull, match="queue full"):
+    with pytest.raises(Refused, match="queue full"):
         b.submit({"n": 2})
     assert b.depth == 2 and b.stats.rejected == 1 and b.stats.accepted == 2
 
@@ -209,7 +209,7 @@ async def test_close_serves_the_queue_then_refuses_new_items():
     p = [b.submit({"n": n}) for n in range(3)]
     refused = await b.close(grace=2)
     assert refused == 0 and all(x.future.done() for x in p)
-    with pytest.raises(QueueFull, match="shutting down"):
+    with pytest.raises(Refused, match="shutting down"):
         b.submit({"n": 9})
 
 

@@ -1,0 +1,108 @@
+"""Admission on time: predict a request's wait before queueing it, and refuse it at once if late.
+
+A count (``max_queue``) cannot see why a queue is long: 100 items ahead is nothing for a model
+that serves them in 2 ms and ten seconds for one that needs 200 ms per batch. So the batcher
+predicts each arrival's wait from what it knows when the request comes in:
+
+    delay      = age (since the server read its headers) + rest of the running batch
+                 + (items queued ahead // batch size) x model time per batch
+    completion = delay + model time of its own batch
+
+and refuses (``Refused``, answered 503 or 429 with ``Retry-After``) before queueing when
+
+- ``delay > max_delay_ms`` (reason ``queue_delay``; 0 turns this rule off),
+- ``completion > its deadline`` (``deadline``: it would only be answered 504 later),
+- ``completion > ADMIT_SHARE x latency_slo_ms`` in the adaptive mode (``latency_slo``).
+
+The model time per batch is a moving average of measured batches (:class:`ServiceTime`), so the
+prediction follows a model that slows down. :class:`BatchCap` is the adaptive mode: additive
+increase / multiplicative decrease of the batch size (Clipper's AIMD), so that one batch's
+model time stays within ``MODEL_SHARE`` of the latency SLO.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# Adaptive mode: a batch's model time may use this share of the SLO (a request can arrive just
+# as a batch starts, wait for it and then run in the next one: about two model times), and an
+# arrival is admitted while its predicted completion is within this share (the rest is HTTP).
+MODEL_SHARE = 0.4
+ADMIT_SHARE = 0.9
+DECREASE = 0.75  # multiplicative decrease of the batch size when a batch ran over budget
+EWMA_ALPHA = 0.2
+
+REASONS = ("queue_full", "queue_delay", "deadline", "latency_slo", "shutting_down")
+
+
+class Refused(Exception):
+    """Refused before enqueueing: why, the predicted wait, and when the queue will have drained."""
+
+    def __init__(
+        self, reason: str, message: str, retry_after_s: float, expected_ms: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+        self.expected_ms = expected_ms
+
+    @property
+    def retry_after_header(self) -> str:
+        """Retry-After takes whole seconds: the drain estimate rounded up, at least 1."""
+        return str(max(1, math.ceil(self.retry_after_s)))
+
+
+class ServiceTime:
+    """The model's time per batch: moving averages for full batches and for any batch.
+
+    Under load batches are full, and that is when predictions matter; until a full batch has
+    been seen the average over any batch stands in.
+    """
+
+    __slots__ = ("full", "any")
+
+    def __init__(self) -> None:
+        self.full: float | None = None
+        self.any: float | None = None
+
+    def observe(self, seconds: float, size: int, cap: int) -> None:
+        self.any = seconds if self.any is None else self.any + EWMA_ALPHA * (seconds - self.any)
+        if size >= cap:
+            self.full = seconds if self.full is None else self.full + EWMA_ALPHA * (seconds - self.full)
+
+    @property
+    def per_batch(self) -> float:
+        return self.full if self.full is not None else (self.any or 0.0)
+
+
+class BatchCap:
+    """AIMD on the batch size (adaptive mode): +1 after a full batch within budget, x0.75 after
+    any batch over it. The cap never exceeds the configured ``batch_size``."""
+
+    __slots__ = ("value", "limit", "slo_ms", "budget_s")
+
+    def __init__(self, limit: int, slo_ms: float) -> None:
+        self.limit = limit
+        self.slo_ms = slo_ms
+        self.budget_s = slo_ms / 1000.0 * MODEL_SHARE
+        self.value = 1
+
+    def observe(self, seconds: float, size: int) -> None:
+        if seconds > self.budget_s:
+            self.value = max(1, min(self.value, math.floor(self.value * DECREASE)))
+        elif size >= self.value and self.value < self.limit:
+            self.value += 1
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    delay_s: float  # until its batch starts
+    completion_s: float  # until its batch is done
+    drain_s: float  # until everything queued now is done
+
+
+def predict(age_s: float, busy_left_s: float, ahead: int, cap: int, per_batch_s: float) -> Prediction:
+    delay = age_s + busy_left_s + (ahead // cap) * per_batch_s
+    drain = busy_left_s + math.ceil(ahead / cap) * per_batch_s
+    return Prediction(delay, delay + per_batch_s, drain)

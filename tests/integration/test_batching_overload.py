@@ -1,0 +1,98 @@
+"""Overload at small scale against a real ``hubstress serve``: refusals on time, decided at the
+headers, worded, with Retry-After; nothing lost; the light load never refused; 429 on request."""
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+
+from tests.integration.test_batching_standalone import get, ms, serve
+
+pytestmark = pytest.mark.slow
+
+DEVICE = ["--model", "device-sim", "--batch-size", "4", "--max-wait-ms", "2", "--max-queue", "10000"]
+
+
+async def fire(url, n, rate=None, headers=None):
+    """n requests: all at once, or spread at ``rate`` per second; (status, body, headers) each."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
+
+        async def one(i):
+            if rate:
+                await asyncio.sleep(i / rate)
+            async with s.post(url, json={"ts": ms()}, headers=headers or {}) as r:
+                return r.status, await r.json(), r.headers
+
+        return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def books(stats_before, stats_after, answers):
+    d = {
+        k: stats_after[k] - stats_before[k] for k in ("accepted", "served", "rejected", "timed_out", "errors")
+    }
+    statuses = [a[0] for a in answers]
+    assert d["served"] == statuses.count(200)
+    assert d["rejected"] == statuses.count(503) + statuses.count(429)
+    assert d["accepted"] == d["served"] + d["timed_out"] + d["errors"]
+    assert d["accepted"] + d["rejected"] == len(answers)  # every request counted once
+    return d
+
+
+def test_a_burst_beyond_capacity_is_refused_at_the_headers_with_reasons():
+    with serve(*DEVICE, "--max-delay-ms", "15") as (base, _):
+        url = base + "/hubstress/batch"
+
+        async def go():
+            async with aiohttp.ClientSession() as s:
+                await fire(url, 40, rate=200)  # warm: the endpoint learns the model's time
+                before = await get(s, url + "/stats")
+                burst = await fire(url, 300)  # far more than 15 ms of work at once
+                await asyncio.sleep(0.3)
+                light = await fire(url, 20, rate=50)  # well under capacity afterwards
+                return before, burst, light, await get(s, url + "/stats")
+
+        before, burst, light, after = asyncio.run(go())
+    statuses = [a[0] for a in burst]
+    assert statuses.count(200) >= 4 and statuses.count(503) >= 100, statuses
+    refusal = next(a for a in burst if a[0] == 503)
+    body, headers = refusal[1], refusal[2]
+    assert body["error"] == "busy" and body["reason"] == "queue_delay"
+    assert "max_delay_ms=15" in body["message"] and body["expected_ms"] > 15
+    assert int(headers["Retry-After"]) >= 1 and body["retry_after_ms"] > 0
+    assert all(a[0] == 200 for a in light)  # back under capacity: nothing refused
+    d = books(before, after, burst + light)
+    assert after["refused_at_headers"] - before["refused_at_headers"] > 0  # the fast path was used
+    assert after["refusal_ms"]["p99"] is not None
+    assert d["timed_out"] == 0
+
+
+def test_refusals_can_be_429_and_a_short_deadline_is_refused_before_queueing():
+    with serve(*DEVICE, "--max-delay-ms", "0", "--refuse-status", "429") as (base, _):
+        url = base + "/hubstress/batch"
+
+        async def go():
+            async with aiohttp.ClientSession() as s:
+                await fire(url, 40, rate=200)
+                before = await get(s, url + "/stats")
+                # max_delay off: only the deadline rule can refuse; a 5 ms deadline behind a queue
+                answers = await fire(url, 200, headers={"X-Deadline-Ms": "5"})
+                return before, answers, await get(s, url + "/stats")
+
+        before, answers, after = asyncio.run(go())
+    statuses = [a[0] for a in answers]
+    assert 429 in statuses and 503 not in statuses
+    refused = [a for a in answers if a[0] == 429]
+    assert {a[1]["reason"] for a in refused} == {"deadline"}
+    books(before, after, answers)
+    # whatever was accepted either ran within its deadline's reach or was answered 504
+    assert all(a[0] in (200, 429, 504) for a in answers)
+
+
+def test_light_load_is_never_refused():
+    with serve(*DEVICE, "--max-delay-ms", "20") as (base, _):
+        url = base + "/hubstress/batch"
+        t0 = time.monotonic()
+        answers = asyncio.run(fire(url, 150, rate=150))  # about a tenth of capacity
+        assert time.monotonic() - t0 < 60
+    assert [a[0] for a in answers] == [200] * 150
