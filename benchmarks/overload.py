@@ -41,7 +41,7 @@ CONFIGS = {
         "--max-wait-ms",
         "5",
         "--max-delay-ms",
-        "20",
+        "15",
     ],
     "echo": ["--model", "echo", "--batch-size", "8", "--max-wait-ms", "5", "--max-delay-ms", "20"],
 }
@@ -83,6 +83,9 @@ def phase(base: str, seconds: float, rate: float) -> dict:
     out["refused_by_reason"] = after["refused_by_reason"]
     out["refused_at_headers"] = after["refused_at_headers"] - before["refused_at_headers"]
     out["effective"] = after["effective"]
+    out["client_timeouts"] = errors.get(
+        "timeout", 0
+    )  # given up by the client: the server may still serve them
     out["books_agree"] = (
         server["served"] == out["ok"]
         and server["rejected"] == client_busy
@@ -143,7 +146,10 @@ def report(r: dict) -> None:
         f"{dbl['refused_by_reason']} ({dbl['refused_at_headers']:,} at headers), "
         f"server-side refusal p99 {dbl['refusal_ms']['p99']} ms"
     )
-    print(f"        books agree (client vs server counts): {dbl['books_agree'] and half['books_agree']}")
+    print(
+        f"        books agree (client vs server counts): {dbl['books_agree'] and half['books_agree']}"
+        f" (client timeouts at 2x: {dbl['client_timeouts']:,})"
+    )
 
 
 def main() -> None:
