@@ -17,28 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 from batching import free_port, pin_self, start, stop  # noqa: E402
-from overload import configure, stats  # noqa: E402
+from overload import bench, configure, stats  # noqa: E402
 
-from hubstress_ext.loadgen.options import LoadOptions, SweepOptions  # noqa: E402
-from hubstress_ext.loadgen.run import BenchRun  # noqa: E402
+from hubstress_ext.loadgen.options import SweepOptions  # noqa: E402
 from hubstress_ext.loadgen.sweep import SweepRun  # noqa: E402
 
 SIZES = [1, 4, 16, 64]
 WORKERS = [16, 64]
-
-
-def bench(url: str, seconds: float, rate: float | None = None, workers: int = 64) -> dict:
-    opts = LoadOptions(
-        url=url, duration=seconds, rate=rate, arrival="poisson", workers=workers, seed=int(time.time())
-    )
-    return dict(BenchRun(opts.resolve()).execute().stats)
 
 
 def measure(seconds: float, slo_ms: float) -> dict:

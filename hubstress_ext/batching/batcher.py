@@ -242,10 +242,7 @@ class Batcher:
         Admitted on the same rules as ``submit`` (an arrival it would refuse gets None, so that
         ``submit`` words the refusal). Raises ModelError if the model fails for the item.
         """
-        if not self._can_serve_now() or age_s > self._max_delay_s:
-            return None
-        per_batch = self._service.per_batch
-        if age_s + per_batch > deadline_s or age_s + per_batch > self._slo_admit_s:
+        if not self._can_serve_now() or self._too_late(age_s, self._service.per_batch, deadline_s):
             return None
         st = self.stats
         st.accepted += 1
@@ -277,12 +274,21 @@ class Batcher:
         if self._closed or depth >= self.settings.max_queue:
             return self._refused(now, age_s, deadline_s, depth, check=False)
         per_batch = self._service.per_batch
-        delay = age_s + (max(0.0, self._batch_started + per_batch - now) if self._busy else 0.0)
+        delay = age_s + self._busy_left(now, per_batch)
         if depth:
             delay += (depth // self.batch_cap) * per_batch
-        if delay > self._max_delay_s or delay + per_batch > min(deadline_s, self._slo_admit_s):
+        if self._too_late(delay, per_batch, deadline_s):
             return self._refused(now, age_s, deadline_s, depth)
         return None
+
+    def _busy_left(self, now: float, per_batch: float) -> float:
+        """How much longer the running batch should take (0 when the model is free)."""
+        return max(0.0, self._batch_started + per_batch - now) if self._busy else 0.0
+
+    def _too_late(self, delay_s: float, per_batch_s: float, deadline_s: float) -> bool:
+        """The time rules: the batch would start after max_delay, or finish after the deadline
+        (or, adaptive, after the SLO's admission share)."""
+        return delay_s > self._max_delay_s or delay_s + per_batch_s > min(deadline_s, self._slo_admit_s)
 
     @property
     def pressed(self) -> bool:
@@ -293,8 +299,8 @@ class Batcher:
         self, now: float, age_s: float, deadline_s: float, depth: int, check: bool = True
     ) -> Refused:
         """Count a refusal and word it: the first rule broken, the prediction, the drain time."""
-        busy_left = max(0.0, self._batch_started + self._service.per_batch - now) if self._busy else 0.0
-        p = predict(age_s, busy_left, depth, self.batch_cap, self._service.per_batch)
+        per_batch = self._service.per_batch
+        p = predict(age_s, self._busy_left(now, per_batch), depth, self.batch_cap, per_batch)
         s = self.settings
         if self._closed:
             reason, message = "shutting_down", "shutting down"

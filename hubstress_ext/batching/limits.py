@@ -39,7 +39,6 @@ log = logging.getLogger("hubstress.batching")
 
 DRAIN_S = 1.0  # after a refusal, how long the rest of the request is read and thrown away
 DRAIN_BYTES = 64 << 20
-REASONS = {413: "Payload Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large"}
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ class _LimitedConnection(HTTP1Connection):
     async def _refuse(self, status: int, message: str) -> None:
         body = json.dumps({"error": "too_large", "message": message}).encode()
         head = (
-            f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: application/json\r\n"
+            f"HTTP/1.1 {status} {httputil.responses[status]}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         ).encode()
         stream = self.stream

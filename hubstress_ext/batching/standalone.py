@@ -58,7 +58,6 @@ class MetricsHandler(web.RequestHandler):
 
 
 BATCH_PATHS = ("/hubstress/batch", "/testB")
-REASONS = {503: "Service Unavailable", 429: "Too Many Requests"}
 
 
 class _Refusal(httputil.HTTPMessageDelegate):
@@ -82,7 +81,7 @@ class _Refusal(httputil.HTTPMessageDelegate):
             }
         )
         self.connection.write_headers(
-            httputil.ResponseStartLine("HTTP/1.1", status, REASONS[status]), headers, body
+            httputil.ResponseStartLine("HTTP/1.1", status, httputil.responses[status]), headers, body
         )
         self.connection.finish()
         self.batcher.note_refusal(time.monotonic() - self.arrived, at_headers=True)
@@ -124,8 +123,7 @@ class EndpointApplication(web.Application):
 def make_app(service: BatchingService) -> web.Application:
     return EndpointApplication(
         [
-            (r"/hubstress/batch", BatchHandler),
-            (r"/testB", BatchHandler),
+            *((path, BatchHandler) for path in BATCH_PATHS),
             (r"/hubstress/batch/config", ConfigHandler),
             (r"/hubstress/batch/stats", StatsHandler),
             (r"/metrics", MetricsHandler),
