@@ -35,6 +35,8 @@ from pathlib import Path
 
 import psutil
 
+from hubstress_ext.http.ports import free_port  # noqa: E402
+
 HERE = Path(__file__).parent
 LUA = """
 wrk.method = "POST"
@@ -43,12 +45,6 @@ request = function()
   return wrk.format(nil, nil, nil, '{"ts":' .. math.floor(os.time() * 1000) .. ',"url":"x"}')
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 STARTED: list[subprocess.Popen] = []

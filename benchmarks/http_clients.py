@@ -13,18 +13,13 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import time
 
+from hubstress_ext.http.ports import free_port
+
 CLIENTS = ["aiohttp", "requests+threads", "tornado", "httpx"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 SERVER = """

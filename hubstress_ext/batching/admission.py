@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from hubstress_ext.errors import HubstressError
+
 # Adaptive mode: a batch's model time may use this share of the SLO (a request can arrive just
 # as a batch starts, wait for it and then run in the next one: about two model times), and an
 # arrival is admitted while its predicted completion is within this share (the rest is HTTP).
@@ -36,7 +38,7 @@ EWMA_ALPHA = 0.2
 REASONS = ("queue_full", "queue_delay", "deadline", "latency_slo", "shutting_down")
 
 
-class Refused(Exception):
+class Refused(HubstressError):
     """Refused before enqueueing: why, the predicted wait, and when the queue will have drained."""
 
     def __init__(

@@ -34,17 +34,19 @@ import numpy as np
 
 from hubstress_ext.batching.admission import ADMIT_SHARE, BatchCap, Refused, ServiceTime, predict
 from hubstress_ext.batching.metrics import BatchHistograms
+from hubstress_ext.errors import HubstressError
+from hubstress_ext.results.summary import percentiles
 
 log = logging.getLogger("hubstress.batching")
 
 Model = Callable[[list[Any]], Any]
 
 
-class DeadlineExpired(Exception):
+class DeadlineExpired(HubstressError):
     """The item's deadline passed while it was still queued; it never reached the model."""
 
 
-class ModelError(Exception):
+class ModelError(HubstressError):
     """The model failed for this item (or its whole batch); ``error_id`` ties it to the log."""
 
     def __init__(self, message: str, error_id: str) -> None:
@@ -557,11 +559,10 @@ def _checked(outputs: Any, size: int) -> list:
 
 
 def _percentiles(samples: deque) -> dict[str, float | None]:
+    """The shared helper's figures, None where there are no samples (JSON has no NaN)."""
     if not samples:
         return {"p50": None, "p90": None, "p99": None, "max": None}
-    arr = np.fromiter(samples, dtype=float)
-    p50, p90, p99 = np.percentile(arr, [50, 90, 99])
-    return {"p50": round(p50, 3), "p90": round(p90, 3), "p99": round(p99, 3), "max": round(arr.max(), 3)}
+    return percentiles(np.fromiter(samples, dtype=float), digits=3)
 
 
 def now_ms() -> int:

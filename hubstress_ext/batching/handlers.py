@@ -19,6 +19,7 @@ from typing import Any
 from hubstress_ext.batching.admission import Refused
 from hubstress_ext.batching.batcher import DeadlineExpired, ModelError, Pending, Result, now_ms
 from hubstress_ext.batching.service import BatchingService
+from hubstress_ext.errors import HubstressError
 
 log = logging.getLogger("hubstress.batching")
 
@@ -72,8 +73,8 @@ def parse_json(body: bytes) -> Any:
         raise BadInput(f"body must be JSON: {exc}") from None
 
 
-class BadInput(ValueError):
-    pass
+class BadInput(HubstressError, ValueError):
+    """A request the endpoint answers 400: the message says what is wrong with it."""
 
 
 def refusal_json(refused: Refused) -> str:

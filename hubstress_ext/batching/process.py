@@ -8,10 +8,11 @@ For notebooks and examples that need an endpoint to measure without a terminal o
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
+
+from hubstress_ext.http.ports import free_port
 
 READY = "batching endpoint on"
 
@@ -19,7 +20,7 @@ READY = "batching endpoint on"
 class EndpointProcess:
     def __init__(self, *serve_args: str, port: int | None = None, start_timeout: float = 30.0) -> None:
         self.serve_args = list(serve_args)
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen | None = None
 
@@ -61,9 +62,3 @@ class EndpointProcess:
     def __repr__(self) -> str:
         state = "running" if self.proc is not None and self.proc.poll() is None else "stopped"
         return f"<EndpointProcess {self.url} {state}>"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

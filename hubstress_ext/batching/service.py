@@ -24,9 +24,12 @@ class BatchingService:
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY,
         prometheus: bool = True,
+        loaded: Callable[[list[Any]], Any] | None = None,
     ) -> None:
+        """``model`` names the model; ``loaded``, when given, is that model already loaded
+        (``hubstress serve`` loads it once, to check it before it listens)."""
         self.model_name = model
-        self.batcher = Batcher(load_model(model), settings)
+        self.batcher = Batcher(loaded if loaded is not None else load_model(model), settings)
         if prometheus:
             collector().batchers.add(self.batcher)
         self.max_body_bytes = max_body_bytes

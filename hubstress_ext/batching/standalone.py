@@ -142,9 +142,10 @@ async def serve(
     grace: float = 10.0,
     ready: asyncio.Event | None = None,
     limits: HttpLimits | None = None,
+    loaded: Any = None,
 ) -> None:
     limits = limits or HttpLimits(max_body_bytes=max_body_bytes)
-    service = BatchingService(model, settings, max_body_bytes=limits.max_body_bytes)
+    service = BatchingService(model, settings, max_body_bytes=limits.max_body_bytes, loaded=loaded)
     server = LimitedHTTPServer(make_app(service), limits)
     server.listen(port, address)
     stop = asyncio.Event()

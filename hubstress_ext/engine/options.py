@@ -1,25 +1,23 @@
-"""Run options shared by every front end, with validation that names the bad option.
+"""Run options: one declaration per option (:mod:`hubstress_ext.engine.spec`), every front end.
 
-The token is a field like any other but is excluded from ``repr`` and from
-:meth:`HubOptions.public` (what saved runs and logs see).
+The token is a field like any other but is declared ``secret``: excluded from ``repr`` and
+replaced in :meth:`RunOptions.public` (what saved runs, logs and displays see).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
 from urllib.parse import urlsplit
 
+from hubstress_ext.engine.spec import check_all, json_object, option, options_of, public
+from hubstress_ext.errors import OptionError
+
 ENV_ENDPOINT = "JUPYTERHUB_ENDPOINT"
-ENV_TOKEN = "JUPYTERHUB_API_TOKEN"
+ENV_HUB_TOKEN = "JUPYTERHUB_API_TOKEN"  # a hub API token (admin scopes); not JUPYTER_TOKEN
 DEFAULT_PREFIX = "hubstress-"
-
-
-class OptionError(ValueError):
-    """Bad user input: the message is one line naming the option and what is wrong."""
+SPAWNERS = ("real", "sim")
 
 
 def normalize_endpoint(endpoint: str) -> str:
@@ -36,49 +34,108 @@ def normalize_endpoint(endpoint: str) -> str:
 
 
 @dataclass
-class HubOptions:
-    """Options common to every hub scenario (the original script's global flags)."""
+class Options:
+    """The behaviour every options class shares: environment, checks, a public view."""
 
-    endpoint: str | None = None
-    token: str | None = field(default=None, repr=False)
-    dry_run: bool = False
-    keep: bool = False
-    count: int = 100
-    batch_size: int = 10
-    workers: int = 10
-    prefix: str = DEFAULT_PREFIX
-    sandbox: bool = False
-    sandbox_spawner: str = "real"
-    sandbox_spawn_limit: int = 100  # the sandbox hub's concurrent_spawn_limit
-    request_timeout: float = 30.0
-    timeout: float = 1800.0  # whole-run deadline (seconds); teardown gets its own
-    max_retries: int = 5
-    scrape_metrics: float = 0.0  # seconds between scrapes of the hub's /hub/metrics; 0 = off
-
-    def resolve(self, env: dict[str, str] | None = None) -> HubOptions:
-        """Fill endpoint/token from the environment and validate; returns self."""
+    def resolve(self, env: dict[str, str] | None = None) -> Self:
+        """Fill what the environment gives, check every option, validate; returns self."""
         env = os.environ if env is None else env
-        if not self.endpoint and not self.sandbox:
-            self.endpoint = env.get(ENV_ENDPOINT) or None
-        if not self.token and not self.sandbox:
-            self.token = env.get(ENV_TOKEN) or None
+        if self.uses_env():
+            for opt in options_of(type(self)):
+                if opt.spec.env and not getattr(self, opt.name):
+                    setattr(self, opt.name, env.get(opt.spec.env) or None)
+        check_all(self)
         self.validate()
         return self
 
+    def uses_env(self) -> bool:
+        return True
+
     def validate(self) -> None:
-        _at_least("--count", self.count, 1)
-        _at_least("--batch-size", self.batch_size, 1)
-        _at_least("--workers", self.workers, 1)
-        _at_least("--max-retries", self.max_retries, 0)
-        _at_least("--spawn-limit", self.sandbox_spawn_limit, 0)
-        _positive("--timeout", self.timeout)
-        _positive("--request-timeout", self.request_timeout)
-        if self.scrape_metrics is None or self.scrape_metrics < 0:
-            raise OptionError(
-                f"--scrape-metrics must be a number of seconds >= 0 (got {self.scrape_metrics})"
-            )
-        if self.sandbox_spawner not in ("real", "sim"):
-            raise OptionError(f"--sandbox-spawner must be 'real' or 'sim' (got {self.sandbox_spawner!r})")
+        """Rules across options (the generic checks have passed)."""
+
+    def public(self) -> dict[str, Any]:
+        """Everything but secrets: safe to save, log and display."""
+        return public(self)
+
+
+@dataclass
+class RunOptions(Options):
+    """What every run takes from its front end: where to save it, how much to log."""
+
+    save: str | None = option(
+        None, "save the run (options without the token, records) under DIR", metavar="DIR"
+    )
+    verbose: bool = option(False, "debug logging, including every request's timing", flags=("-v",))
+
+
+@dataclass
+class SandboxOptions(Options):
+    """The throwaway JupyterHub (``--sandbox`` runs and ``hubstress sandbox``)."""
+
+    sandbox_spawner: str = option(
+        "real",
+        "sandbox servers: real jupyterhub-singleuser, or simulated (thousands fit)",
+        choices=SPAWNERS,
+        panel=True,
+        panel_default="sim",
+        label="sandbox servers",
+    )
+    sandbox_spawn_limit: int = option(
+        100, "the sandbox hub's concurrent_spawn_limit", flag="--spawn-limit", low=0
+    )
+
+
+@dataclass
+class HubOptions(RunOptions, SandboxOptions):
+    """What every hub scenario takes: the hub, the token, limits, the tool's marker."""
+
+    endpoint: str | None = option(
+        None,
+        "hub API URL, e.g. http://127.0.0.1:8000/hub/api",
+        flags=("-e",),
+        env=ENV_ENDPOINT,
+        panel=True,
+        label="hub endpoint",
+    )
+    token: str | None = option(
+        None,
+        "admin API token; never logged or saved",
+        flags=("-t",),
+        env=ENV_HUB_TOKEN,
+        secret=True,
+        panel=True,
+    )
+    sandbox: bool = option(
+        False,
+        "run against a throwaway JupyterHub started for this run",
+        panel=True,
+        panel_default=True,
+        label="sandbox hub",
+    )
+    dry_run: bool = option(False, "print the requests the run would send, send nothing")
+    log_to_file: str | None = option(
+        None, "also log (at debug level) to PATH, or to a timestamped temp file", metavar="PATH", bare=""
+    )
+    prefix: str = option(DEFAULT_PREFIX, "name prefix of the users this tool creates")
+    batch_size: int = option(
+        10,
+        "users created / servers started or stopped at a time",
+        flags=("-b",),
+        low=1,
+        panel=True,
+        panel_default=5,
+    )
+    timeout: float = option(
+        1800.0, "deadline of the whole run (not of one request)", low=0, above=True, unit="seconds"
+    )
+    request_timeout: float = option(30.0, "timeout of one HTTP request", low=0, above=True, unit="seconds")
+    max_retries: int = option(5, "retries per request on 429/503/504/connection errors", low=0)
+
+    def uses_env(self) -> bool:
+        return not self.sandbox  # the sandbox brings its own endpoint and token
+
+    def validate(self) -> None:
         if not self.prefix or not self.prefix[0].isalpha() or self.prefix != self.prefix.lower():
             raise OptionError(f"--prefix must start with a lowercase letter (got {self.prefix!r})")
         if self.sandbox:
@@ -92,30 +149,47 @@ class HubOptions:
                 )
         self.endpoint = normalize_endpoint(self.endpoint)
         if not self.token and not self.dry_run:
-            raise OptionError(f"missing token: pass --token or set {ENV_TOKEN} (or use --sandbox)")
-
-    def public(self) -> dict[str, Any]:
-        """Everything but the token: safe to save, log and display."""
-        data = dataclasses.asdict(self)
-        data.pop("token", None)
-        data["token_set"] = bool(self.token)
-        return data
+            raise OptionError(f"missing token: pass --token or set {ENV_HUB_TOKEN} (or use --sandbox)")
 
 
 @dataclass
-class StressOptions(HubOptions):
-    profile: str | None = None
-    server_name: str = ""
-    ramp: float = 0.0  # seconds over which spawn requests are spread (0 = burst)
-    spawn_timeout: float = 600.0
-    stop_timeout: float = 300.0
-    user_options: dict[str, Any] = field(default_factory=dict)
+class UserLoadOptions(HubOptions):
+    """Scenarios that create their own users and load the hub with them."""
 
-    def validate(self) -> None:
-        super().validate()
-        if self.ramp < 0:
-            raise OptionError(f"--ramp must be 0 or more seconds (got {self.ramp})")
-        _positive("--spawn-timeout", self.spawn_timeout)
+    count: int = option(100, "number of users", flags=("-c",), low=1, panel=True, panel_default=20)
+    keep: bool = option(
+        False, "keep the users/servers the run created", flags=("-k",), panel=True, label="keep users"
+    )
+    scrape_metrics: float = option(
+        0.0,
+        "scrape the hub's /hub/metrics every SECONDS during the run (needs read:metrics; 0 = off)",
+        low=0,
+        unit="seconds",
+        metavar="SECONDS",
+    )
+
+
+@dataclass
+class StressOptions(UserLoadOptions):
+    profile: str | None = option(
+        None, "profile name sent as the spawn's user options ({'profile': NAME})", flags=("-p",)
+    )
+    ramp: float = option(
+        0.0, "spread spawn requests evenly over SECONDS (0: burst)", low=0, unit="seconds", metavar="SECONDS"
+    )
+    server_name: str = option("", "start a named server instead of the default")
+    user_options: dict[str, Any] = option(
+        {},
+        "extra user options (a JSON object) sent with each spawn",
+        parse=json_object("--user-options"),
+        metavar="JSON",
+    )
+    spawn_timeout: float = option(
+        600.0, "seconds to wait for one server to become ready", low=0, above=True, unit="seconds"
+    )
+    stop_timeout: float = option(
+        300.0, "seconds to wait for servers to stop", low=0, above=True, unit="seconds"
+    )
 
     def spawn_options(self) -> dict[str, Any]:
         opts = dict(self.user_options)
@@ -125,42 +199,36 @@ class StressOptions(HubOptions):
 
 
 @dataclass
-class ActivityOptions(HubOptions):
-    duration: float | None = None
-    requests: int | None = None
-    probe_interval: float = 0.1
+class ActivityOptions(UserLoadOptions):
+    workers: int = option(10, "concurrent activity senders", low=1)
+    duration: float | None = option(
+        None,
+        "seconds to run (default 10 unless --requests is given)",
+        low=0,
+        above=True,
+        unit="seconds",
+        panel=True,
+    )
+    requests: int | None = option(None, "stop after this many activity posts", low=1)
+    probe_interval: float = option(0.1, "seconds between latency probes", low=0, above=True, unit="seconds")
 
     def validate(self) -> None:
         super().validate()
         if self.duration is None and self.requests is None:
             self.duration = 10.0
-        if self.duration is not None:
-            _positive("--duration", self.duration)
-        if self.requests is not None:
-            _at_least("--requests", self.requests, 1)
-        _positive("--probe-interval", self.probe_interval)
 
 
 @dataclass
 class PurgeOptions(HubOptions):
-    pass
+    """purge: the hub options alone (it finds its users by prefix and marker group)."""
+
+
+@dataclass
+class SandboxCommandOptions(SandboxOptions):
+    """``hubstress sandbox``: a hub in the foreground."""
+
+    port: int | None = option(None, "public port (default: a free one)", low=1)
 
 
 def parse_user_options(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise OptionError(f"--user-options must be a JSON object ({exc.msg})") from None
-    if not isinstance(value, dict):
-        raise OptionError('--user-options must be a JSON object, e.g. \'{"image": "x"}\'')
-    return value
-
-
-def _at_least(name: str, value: int, low: int) -> None:
-    if value is None or value < low:
-        raise OptionError(f"{name} must be at least {low} (got {value})")
-
-
-def _positive(name: str, value: float) -> None:
-    if value is None or value <= 0:
-        raise OptionError(f"{name} must be a positive number of seconds (got {value})")
+    return json_object("--user-options")(text)

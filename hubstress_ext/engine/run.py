@@ -5,6 +5,11 @@ caller's loop), can be stopped from any thread with ``request_stop()``, and afte
 its results as DataFrames (``.df``, ``.summary()``) and can ``save()`` itself. Hub scenarios
 (``hub.run.HubRun``) and endpoint load (``loadgen``) are subclasses; a front end only needs
 this interface.
+
+Each scenario's Run class also says how it reports: ``summary()`` (the table), ``report()``
+(the CLI's closing text), ``chart_data()`` + ``figure()`` (the chart), ``frames()`` (what
+``save()`` writes) and, for saved runs, ``saved_summary()`` / ``saved_report()``. Front ends
+call these and never ask which scenario they hold.
 """
 
 from __future__ import annotations
@@ -14,11 +19,16 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
+from hubstress_ext.engine.options import RunOptions
 from hubstress_ext.engine.progress import Progress
+from hubstress_ext.errors import RunError
+
+if TYPE_CHECKING:
+    from hubstress_ext.engine.saved import SavedRun
 
 log = logging.getLogger("hubstress")
 
@@ -26,7 +36,9 @@ log = logging.getLogger("hubstress")
 class Run:
     """Lifecycle shared by every run: status, timing, stop requests, results, saving."""
 
-    scenario: ClassVar[str] = "run"
+    scenario: ClassVar[str] = "run"  # its name in the registry, the CLI and saved runs
+    options_type: ClassVar[type[RunOptions]] = RunOptions
+    cleans_up: ClassVar[bool] = False  # a stop is followed by removing what the run created
 
     def __init__(self, options: Any) -> None:
         self.options = options
@@ -37,8 +49,6 @@ class Run:
         self.finished_at: float | None = None
         self.meta: dict[str, Any] = {}
         self.saved_to: Path | None = None
-        self.save_dir: str | None = None  # front ends save the finished run here when set
-        self.log_options: tuple[bool, str | None] = (False, None)  # (verbose, log file) of front ends
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stops = 0
         self._done = threading.Event()
@@ -103,6 +113,11 @@ class Run:
 
     stop = request_stop
 
+    @property
+    def stopping(self) -> bool:
+        """A stop was asked for: a scenario's loop sends nothing new once this is true."""
+        return self._stops > 0
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run has finished; False if ``timeout`` passed first."""
         return self._done.wait(timeout)
@@ -120,10 +135,55 @@ class Run:
     def summary(self) -> pd.DataFrame:
         raise NotImplementedError
 
-    def _repr_html_(self) -> str:
-        from hubstress_ext.notebook.display import run_html
+    def chart_data(self) -> Any:
+        """What the chart is drawn from: small and picklable (drawn in a helper process)."""
+        return None
 
-        return run_html(self)
+    @staticmethod
+    def figure(data: Any) -> Any:
+        """A matplotlib Figure of ``chart_data()``, or None while there is nothing to draw."""
+        return None
+
+    def report(self) -> str:
+        """The closing report as text (what the CLI prints)."""
+        from hubstress_ext.results.summary import format_table
+
+        lines = [f"hubstress {self.scenario}: {self.status}"]
+        if self.error:
+            lines.append(f"error: {self.error}")
+        summary = self.summary()
+        lines += ["", format_table(summary) if not summary.empty else "(no requests recorded)"]
+        return "\n".join(lines)
+
+    def report_json(self) -> dict[str, Any]:
+        """The result as one JSON-able object (``--json``)."""
+        return {"status": self.status, "error": self.error}
+
+    @classmethod
+    def saved_summary(cls, saved: SavedRun) -> pd.DataFrame:
+        """The summary table of a saved run of this scenario."""
+        from hubstress_ext.results.summary import summarize
+
+        return summarize(saved.df)
+
+    @classmethod
+    def saved_report(cls, saved: SavedRun) -> str:
+        from hubstress_ext.results.summary import format_table
+
+        summary = cls.saved_summary(saved)
+        return format_table(summary) if not summary.empty else "(no requests recorded)"
+
+    # -- front-end settings carried by the options --------------------------------------------
+
+    @property
+    def save_dir(self) -> str | None:
+        """Where front ends save the finished run (the ``save`` option)."""
+        return getattr(self.options, "save", None)
+
+    @property
+    def log_options(self) -> tuple[bool, str | None]:
+        """(verbose, log file) for the front end's logging set-up."""
+        return bool(getattr(self.options, "verbose", False)), getattr(self.options, "log_to_file", None)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.scenario}: {self.status}>"
@@ -145,7 +205,3 @@ class Run:
 
         self.saved_to = save_run(self, directory)
         return self.saved_to
-
-
-class RunError(Exception):
-    """A failure the run reports as one readable line (unreachable target, bad token...)."""

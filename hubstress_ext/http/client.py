@@ -17,8 +17,9 @@ from typing import Any
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
+from hubstress_ext.errors import HubstressError
+from hubstress_ext.http.records import Record, RecordSink
 from hubstress_ext.http.retry import Deadline, RetryPolicy, parse_retry_after
-from hubstress_ext.results.records import Record, RecordSink
 
 log = logging.getLogger("hubstress.http")
 
@@ -308,7 +309,7 @@ class HttpClient:
             raise StreamError(error, status)
 
 
-class StreamError(Exception):
+class StreamError(HubstressError):
     """An event stream ended without its final event (HTTP error, timeout, disconnect)."""
 
     def __init__(self, message: str, status: int | None = None, *, gone: bool = False) -> None:

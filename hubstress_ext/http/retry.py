@@ -39,10 +39,6 @@ class Deadline:
     def remaining(self) -> float:
         return float("inf") if self._at is None else self._at - time.monotonic()
 
-    @property
-    def expired(self) -> bool:
-        return self.remaining() <= 0
-
 
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""

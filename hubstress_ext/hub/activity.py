@@ -10,20 +10,27 @@ import asyncio
 import itertools
 import random
 
+import pandas as pd
+
 from hubstress_ext.engine.options import ActivityOptions
+from hubstress_ext.errors import RunError
 from hubstress_ext.hub.api import HubAPI
 from hubstress_ext.hub.scenario import UserScenario
+from hubstress_ext.results import charts
 
 
 class ActivityStressRun(UserScenario):
+    """post user activity from N workers, probe API latency"""
+
     scenario = "activity-stress-test"
+    options_type = ActivityOptions
     options: ActivityOptions
 
     async def load(self, api: HubAPI) -> None:
         opts = self.options
         await self.create_users(api)
         if not self.created:
-            raise RuntimeError("no users could be created")
+            raise RunError("no users could be created")
         total = opts.requests
         if api.client.dry_run:  # the plan: one activity post per user, one probe
             total = min(total or len(self.created), len(self.created))
@@ -62,3 +69,9 @@ class ActivityStressRun(UserScenario):
             return True
         summary = self.summary()
         return "activity" in summary.index and summary.loc["activity", "errors"] == 0
+
+    def chart_data(self) -> pd.DataFrame:
+        df = self.df
+        return df[df["op"].isin(["probe", "activity"])][["op", "start", "latency_ms"]]
+
+    figure = staticmethod(charts.activity_figure)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-from hubstress_ext.engine.run import RunError
+from hubstress_ext.errors import RunError
 from hubstress_ext.http.client import HttpClient, Response
 
 MARKER_GROUP = "hubstress"  # every user this tool creates joins it; purge requires it

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from hubstress_ext.http.client import HttpClient
-from hubstress_ext.results.records import Record
+from hubstress_ext.http.records import Record
 
 log = logging.getLogger("hubstress")
 

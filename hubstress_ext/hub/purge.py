@@ -16,7 +16,10 @@ PURGE_STOP_TIMEOUT = 300.0
 
 
 class PurgeRun(HubRun):
+    """delete the users this tool created (prefix + marker group)"""
+
     scenario = "purge"
+    options_type = PurgeOptions
     options: PurgeOptions
 
     def __init__(self, options: PurgeOptions) -> None:
@@ -38,3 +41,7 @@ class PurgeRun(HubRun):
 
     def succeeded(self) -> bool:
         return len(self.removed) == len(self.found)
+
+    def report_extra(self) -> list[str]:
+        removed = self.removed
+        return [f"removed {len(removed)} user(s)" + (f": {', '.join(removed)}" if removed else "")]

@@ -28,12 +28,13 @@ import pandas as pd
 from hubstress_ext.engine.options import HubOptions
 from hubstress_ext.engine.run import Run
 from hubstress_ext.http.client import HttpClient
+from hubstress_ext.http.records import RecordSink
 from hubstress_ext.http.retry import Deadline, RetryPolicy
+from hubstress_ext.hub import report
 from hubstress_ext.hub.api import MARKER_GROUP, HubAPI
 from hubstress_ext.hub.health import HubWatch
 from hubstress_ext.hub.metrics import METRICS_COLUMNS, MetricsScraper
 from hubstress_ext.results.lifecycle import LifecycleTable
-from hubstress_ext.results.records import RecordSink
 from hubstress_ext.results.summary import summarize
 
 log = logging.getLogger("hubstress")
@@ -47,17 +48,29 @@ class HubRun(Run):
     """Base class of hub scenarios; subclasses implement ``load`` and ``teardown``."""
 
     options: HubOptions
+    options_type = HubOptions
+    cleans_up = True
 
     def __init__(self, options: HubOptions) -> None:
         super().__init__(options)
         self.sink = RecordSink()
         self.users = LifecycleTable()
-        self.sandbox: Any = None  # the Sandbox, while a --sandbox run is live
+        self._sandbox: Any = None  # the Sandbox, while a --sandbox run is live
         self.phase = "created"
         self.scraper: MetricsScraper | None = None
         self.watch: HubWatch | None = None
         self._phase_task: asyncio.Task | None = None
         self._client: HttpClient | None = None
+
+    @property
+    def keep(self) -> bool:
+        """Leave what the run created (scenarios that create users have the option; purge not)."""
+        return bool(getattr(self.options, "keep", False))
+
+    @property
+    def scrape_every(self) -> float:
+        """Seconds between scrapes of the hub's metrics; 0 = off (purge never scrapes)."""
+        return float(getattr(self.options, "scrape_metrics", 0.0))
 
     # -- what a scenario implements --------------------------------------------------------
 
@@ -110,8 +123,8 @@ class HubRun(Run):
                 self.meta["hub_version"] = await api.check_access()
                 self.watch = HubWatch(client, api.health_url, self._on_hub_down).attach()
             scraping = None
-            if opts.scrape_metrics > 0 and not opts.dry_run:
-                self.scraper = MetricsScraper(api, opts.scrape_metrics)
+            if self.scrape_every > 0 and not opts.dry_run:
+                self.scraper = MetricsScraper(api, self.scrape_every)
                 scraping = asyncio.ensure_future(self.scraper.run())
             try:
                 await self._load_and_teardown(api, client)
@@ -141,7 +154,7 @@ class HubRun(Run):
             self._set_stopped_status()
         if self._stops < 2:
             await self.settle()
-            if not opts.keep:
+            if not self.keep:
                 limit = opts.timeout if not self._stops else min(opts.timeout, STOPPED_TEARDOWN_S)
                 client.deadline = Deadline(limit)  # teardown gets a fresh, bounded budget
                 await self._phase("teardown", self.teardown(api))
@@ -169,7 +182,7 @@ class HubRun(Run):
         """One short try: if the hub is back, remove what we can in a few seconds; then fail."""
         assert self.watch is not None
         await self.settle()
-        if not self.options.keep and await self.watch.recheck():
+        if not self.keep and await self.watch.recheck():
             client.deadline = Deadline(DEAD_HUB_TEARDOWN_S)
             client.retry = RetryPolicy(max_attempts=1)
             await self._phase("teardown", self.teardown(api))
@@ -205,7 +218,7 @@ class HubRun(Run):
     def _finish_report(self) -> None:
         left = self.left_on_hub()
         self.meta["left_on_hub"] = len(left)
-        if left and not self.options.keep and not self.options.sandbox and self.status != "failed":
+        if left and not self.keep and not self.options.sandbox and self.status != "failed":
             self.meta["leftover_note"] = (
                 f"{len(left)} user(s) left on the hub in the marker group {MARKER_GROUP!r}: "
                 "`hubstress purge` removes them"
@@ -220,15 +233,15 @@ class HubRun(Run):
         from hubstress_ext.sandbox.hub import Sandbox
 
         sandbox = Sandbox(opts.sandbox_spawner, concurrent_spawn_limit=opts.sandbox_spawn_limit)
-        self.sandbox = sandbox
+        self._sandbox = sandbox
         async with sandbox:
             self.meta["sandbox"] = sandbox.describe()
             yield sandbox.api_url, sandbox.token
             self.phase = "closing"
 
     def on_stop(self) -> None:
-        if self._stops >= 2 and self.sandbox is not None:
-            self.sandbox.abort()  # a starting or stopping sandbox hub goes away without grace
+        if self._stops >= 2 and self._sandbox is not None:
+            self._sandbox.abort()  # a starting or stopping sandbox hub goes away without grace
         if self.phase == "teardown" and self._stops == 1:
             # already removing what exists: keep at it, but bounded, and report the stop
             if self._client is not None:
@@ -271,3 +284,30 @@ class HubRun(Run):
 
     def frames(self) -> dict[str, pd.DataFrame]:
         return {"records": self.df, "users": self.users_df, "metrics": self.metrics_df}
+
+    def report(self) -> str:
+        opts = self.options
+        line = f"hubstress {self.scenario}: {self.status}"
+        if self.meta.get("endpoint") and not opts.dry_run:
+            line += f" against {self.meta['endpoint']}"
+        if self.meta.get("hub_version"):
+            line += f" (JupyterHub {self.meta['hub_version']})"
+        lines = ["", line]
+        if self.error:
+            lines.append(f"error: {self.error}")
+        if opts.dry_run:
+            return "\n".join([*lines, "dry run: nothing was sent"])
+        lines += report.tables(self.summary()) + self.report_extra()
+        if self.meta.get("leftover_note"):
+            lines.append(self.meta["leftover_note"])
+        elif self.keep and not opts.sandbox:
+            lines.append("users were left on the hub; `hubstress purge` removes them")
+        return "\n".join(lines)
+
+    def report_extra(self) -> list[str]:
+        """Lines a scenario adds after its table."""
+        return []
+
+    @classmethod
+    def saved_report(cls, saved) -> str:  # noqa: ANN001 - a SavedRun
+        return "\n".join(report.saved_options_line(saved.meta) + report.tables(cls.saved_summary(saved)))

@@ -16,16 +16,21 @@ import pandas as pd
 
 from hubstress_ext.engine.options import StressOptions
 from hubstress_ext.http.client import StreamError
+from hubstress_ext.hub import report
 from hubstress_ext.hub.api import HubAPI
 from hubstress_ext.hub.scenario import UserScenario
 from hubstress_ext.hub.teardown import stop_servers
+from hubstress_ext.results import charts
 from hubstress_ext.results.phases import failures_by_reason, phase_table, spawn_latency_ms
 
 log = logging.getLogger("hubstress")
 
 
 class StressTestRun(UserScenario):
+    """create users, spawn their servers, time each to ready"""
+
     scenario = "stress-test"
+    options_type = StressOptions
     options: StressOptions
 
     async def load(self, api: HubAPI) -> None:
@@ -152,3 +157,21 @@ class StressTestRun(UserScenario):
 
     def spawn_latency(self) -> dict[str, float]:
         return spawn_latency_ms(self.users_df)
+
+    def report_extra(self) -> list[str]:
+        return report.spawn_lines(self.users_df)
+
+    def chart_data(self) -> pd.DataFrame:
+        return self.users_df
+
+    figure = staticmethod(charts.spawn_storm_figure)
+
+    @classmethod
+    def saved_summary(cls, saved) -> pd.DataFrame:  # noqa: ANN001 - a SavedRun
+        if saved.users_df.empty:
+            return super().saved_summary(saved)
+        return phase_table(saved.df, saved.users_df)
+
+    @classmethod
+    def saved_report(cls, saved) -> str:  # noqa: ANN001
+        return super().saved_report(saved) + "\n".join(["", *report.spawn_lines(saved.users_df)])

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 from yarl import URL
 
-from hubstress_ext.engine.run import RunError
+from hubstress_ext.errors import RunError
 
 AUTH_STATUSES = (401, 403)
 
@@ -69,9 +69,6 @@ class EndpointControl:
 
     async def set_batch_size(self, size: int) -> dict[str, Any]:
         return await self._call("PATCH", "/config", {"batch_size": size})
-
-    async def configure(self, **settings: Any) -> dict[str, Any]:
-        return await self._call("PATCH", "/config", settings)
 
     async def stats(self) -> dict[str, Any]:
         return await self._call("GET", "/stats")

@@ -10,7 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from hubstress_ext.engine.run import Run, RunError
+from hubstress_ext.engine.run import Run
+from hubstress_ext.errors import RunError
+from hubstress_ext.loadgen import report
 from hubstress_ext.loadgen.body import BodyTemplate
 from hubstress_ext.loadgen.connection import Target
 from hubstress_ext.loadgen.endpoint import AUTH_STATUSES, auth_hint
@@ -18,6 +20,7 @@ from hubstress_ext.loadgen.loops import ClosedLoop, OpenLoop
 from hubstress_ext.loadgen.options import LoadOptions
 from hubstress_ext.loadgen.recorder import Recorder
 from hubstress_ext.loadgen.summary import bench_stats, timeline
+from hubstress_ext.results import charts
 
 PHASE = "requests"
 TICK_S = 0.5
@@ -96,7 +99,10 @@ class LoadRun(Run):
 
 
 class BenchRun(LoadRun):
+    """load an HTTP endpoint (closed loop, or open loop with --rate)"""
+
     scenario = "bench"
+    options_type = LoadOptions
     options: LoadOptions
 
     def __init__(self, options: LoadOptions) -> None:
@@ -196,8 +202,11 @@ class BenchRun(LoadRun):
         stats = dict(self.stats or bench_stats(self.df, self._elapsed()))
         return pd.DataFrame([stats])
 
-    def timeline(self, bin_s: float = 1.0) -> pd.DataFrame:
-        return timeline(self.df, bin_s)
+    def timeline(self, bin_s: float = 1.0, complete_only: bool = False) -> pd.DataFrame:
+        """Per ``bin_s``: QPS and latency. ``complete_only`` leaves out the last bin, which is
+        still filling while a run goes (drawn, it looks like a collapse of QPS)."""
+        frame = timeline(self.df, bin_s)
+        return frame.iloc[:-1] if complete_only and len(frame) else frame
 
     def _elapsed(self) -> float:
         end = self.finished_at or time.time()
@@ -205,3 +214,28 @@ class BenchRun(LoadRun):
 
     def succeeded(self) -> bool:
         return self.status == "finished" and bool(self.stats.get("ok"))
+
+    def chart_data(self) -> pd.DataFrame:
+        return self.timeline(complete_only=not self.done)
+
+    figure = staticmethod(charts.bench_figure)
+
+    def report(self) -> str:
+        lines = ["", f"hubstress {self.scenario}: {self.status} against {self.options.url}"]
+        if self.error:
+            lines.append(f"error: {self.error}")
+        if self.stats:
+            lines += report.bench_lines(self.stats)
+        return "\n".join(lines)
+
+    def report_json(self) -> dict[str, Any]:
+        return {**super().report_json(), **self.stats}
+
+    @classmethod
+    def saved_summary(cls, saved) -> pd.DataFrame:  # noqa: ANN001 - a SavedRun
+        return pd.DataFrame([saved.meta.get("meta", {}).get("stats", {})])
+
+    @classmethod
+    def saved_report(cls, saved) -> str:  # noqa: ANN001
+        stats = saved.meta.get("meta", {}).get("stats") or {"requests": 0, "ok": 0, "errors": {}}
+        return "\n".join(report.bench_lines(stats))

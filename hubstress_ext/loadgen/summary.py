@@ -10,6 +10,7 @@ import pandas as pd
 
 from hubstress_ext.loadgen.loops import UNFINISHED
 from hubstress_ext.loadgen.recorder import OK
+from hubstress_ext.results.summary import percentiles
 
 
 def bench_stats(df: pd.DataFrame, elapsed_s: float, client_cpu_s: float | None = None) -> dict[str, Any]:
@@ -27,7 +28,8 @@ def bench_stats(df: pd.DataFrame, elapsed_s: float, client_cpu_s: float | None =
     done_ok = df[df["outcome"].astype(str) == OK] if len(df) else df
     lat = done_ok["latency_ms"].to_numpy() if len(done_ok) else np.array([])
     ts_diff = done_ok["ts_diff_ms"].dropna().to_numpy() if len(done_ok) else np.array([])
-    p50, p90, p99 = np.percentile(lat, [50, 90, 99]) if lat.size else (math.nan,) * 3
+    figures = percentiles(lat)
+    p50, p90, p99 = figures["p50"], figures["p90"], figures["p99"]
     out: dict[str, Any] = {
         "requests": int(len(df)),
         "ok": ok,
@@ -42,7 +44,7 @@ def bench_stats(df: pd.DataFrame, elapsed_s: float, client_cpu_s: float | None =
         "p99_ms": _r(p99),
         "max_ms": _r(lat.max()) if lat.size else None,
         "ts_diff_mean_ms": _r(ts_diff.mean()) if ts_diff.size else None,
-        "ts_diff_p99_ms": _r(np.percentile(ts_diff, 99)) if ts_diff.size else None,
+        "ts_diff_p99_ms": _r(percentiles(ts_diff)["p99"]) if ts_diff.size else None,
     }
     sizes = done_ok["batch_size"].to_numpy() if len(done_ok) else np.array([])
     sizes = sizes[sizes > 0]
@@ -56,7 +58,8 @@ def bench_stats(df: pd.DataFrame, elapsed_s: float, client_cpu_s: float | None =
 
 
 def timeline(df: pd.DataFrame, bin_s: float = 1.0) -> pd.DataFrame:
-    """Per-interval QPS and latency (by completion time): what the live chart plots."""
+    """Per-interval QPS and latency (by completion time, since the load's start): what the
+    bench chart plots."""
     if df.empty:
         return pd.DataFrame(columns=["t", "qps", "errors_per_s", "p50_ms", "p99_ms"])
     bins = (df["t_done"] // bin_s).astype(int)
@@ -70,6 +73,14 @@ def timeline(df: pd.DataFrame, bin_s: float = 1.0) -> pd.DataFrame:
             "p99_ms": grouped.quantile(0.99),
         }
     )
+    # the last interval is only partly covered (the run ended inside it): its rates are per
+    # second of what it covers, and a sliver of an interval is left out, not drawn as a collapse
+    last = out.index.max()
+    covered = float(df["t_done"].max()) - last * bin_s
+    if covered < 0.25 * bin_s and len(out) > 1:
+        out = out.drop(index=last)
+    elif 0 < covered < bin_s:
+        out.loc[last, ["qps", "errors_per_s"]] *= bin_s / covered
     out.index = out.index * bin_s
     out.index.name = "t"
     return out.reset_index()

@@ -8,18 +8,21 @@ before a stop are kept; the endpoint's original batch size is put back at the en
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import pandas as pd
 
-from hubstress_ext.engine.run import RunError
+from hubstress_ext.errors import RunError
+from hubstress_ext.loadgen import report
 from hubstress_ext.loadgen.connection import Target
 from hubstress_ext.loadgen.endpoint import EndpointControl
 from hubstress_ext.loadgen.options import SweepOptions
 from hubstress_ext.loadgen.recorder import Recorder
 from hubstress_ext.loadgen.run import STOP_GRACE_S, LoadRun, check_reachable, run_load
 from hubstress_ext.loadgen.summary import bench_stats
+from hubstress_ext.results import charts
 
 PHASE = "cells"
 CELL_COLUMNS = [
@@ -40,7 +43,10 @@ CELL_COLUMNS = [
 
 
 class SweepRun(LoadRun):
+    """measure QPS/latency/CPU over workers x endpoint batch size"""
+
     scenario = "sweep"
+    options_type = SweepOptions
     options: SweepOptions
 
     def __init__(self, options: SweepOptions) -> None:
@@ -168,9 +174,32 @@ class SweepRun(LoadRun):
     def succeeded(self) -> bool:
         return self.status == "finished" and any(c["ok"] for c in self.cells)
 
+    def chart_data(self) -> pd.DataFrame:
+        return self.df
 
-def _reasons_text(reasons: dict[str, int]) -> str:
-    return ";".join(f"{k}={v}" for k, v in reasons.items())
+    figure = staticmethod(charts.sweep_figure)
+
+    def report(self) -> str:
+        lines = ["", f"hubstress {self.scenario}: {self.status} against {self.options.url}"]
+        if self.error:
+            lines.append(f"error: {self.error}")
+        lines += report.sweep_lines(self.summary(), self.best(), self.options.max_p99_ms)
+        return "\n".join(lines)
+
+    def report_json(self) -> dict[str, Any]:
+        cells = json.loads(self.df.to_json(orient="records"))
+        return {**super().report_json(), "cells": cells, "best": self.best()}
+
+    @classmethod
+    def saved_summary(cls, saved) -> pd.DataFrame:  # noqa: ANN001 - a SavedRun
+        return saved.cells_df
+
+    @classmethod
+    def saved_report(cls, saved) -> str:  # noqa: ANN001
+        best = saved.meta.get("meta", {}).get("best")
+        return "\n".join(
+            report.sweep_lines(saved.cells_df, best, saved.meta.get("options", {}).get("max_p99_ms"))
+        )
 
 
 def best_cell(cells: pd.DataFrame, max_p99_ms: float | None = None) -> dict[str, Any] | None:

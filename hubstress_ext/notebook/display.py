@@ -1,26 +1,58 @@
-"""A run's rich display in a notebook: status line, summary table and chart (a plain PNG)."""
+"""Rich display of runs in IPython, registered by ``%load_ext hubstress_ext`` (and the panel).
+
+The engine's run objects know nothing of notebooks: the HTML comes from ``results.html``
+and is attached here as IPython formatters. A run that a live view is following in the same
+cell is shown once: the run's display carries the table and chart, the live view keeps its
+status line and bars.
+"""
 
 from __future__ import annotations
 
-import base64
-import html
+import weakref
 from typing import Any
 
-from hubstress_ext.notebook.live import summary_html
-from hubstress_ext.results import charts
+from hubstress_ext.results.html import run_html, saved_run_html
+
+_live: weakref.WeakKeyDictionary[Any, tuple[Any, int | None]] = weakref.WeakKeyDictionary()
 
 
-def run_html(run: Any) -> str:
-    line = f"<b>hubstress {html.escape(run.scenario)}</b>: {html.escape(run.status)}"
-    if run.error:
-        line += f' — <span style="color:#c00">{html.escape(run.error)}</span>'
-    parts = [f"<div class='hubstress-run'><p>{line}</p>", summary_html(run)]
+def _execution_count() -> int | None:
     try:
-        png = charts.png_for(run)
-    except Exception:
-        png = None
-    if png:
-        data = base64.b64encode(png).decode()
-        parts.append(f"<img class='hubstress-chart' src='data:image/png;base64,{data}'/>")
-    parts.append("</div>")
-    return "".join(parts)
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return getattr(shell, "execution_count", None)
+
+
+def live_view_of(run: Any, view: Any) -> None:
+    """Remember that ``view`` follows ``run``, in the cell now executing."""
+    _live[run] = (view, _execution_count())
+
+
+def _run_html(run: Any) -> str:
+    entry = _live.get(run)
+    if entry is not None and entry[1] == _execution_count():
+        entry[0].collapse()  # this cell shows the run itself: no second table and chart
+    return run_html(run)
+
+
+def register(shell: Any) -> None:
+    """Attach the HTML formatters for runs and saved runs to ``shell``."""
+    from hubstress_ext.engine.run import Run
+    from hubstress_ext.engine.saved import SavedRun
+
+    html = shell.display_formatter.formatters["text/html"]
+    html.for_type(Run, _run_html)
+    html.for_type(SavedRun, saved_run_html)
+
+
+def register_current() -> None:
+    """Register with the running IPython, if any (the panel may be made without %load_ext)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        register(shell)

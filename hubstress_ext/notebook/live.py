@@ -8,8 +8,8 @@ updating after the cell has returned.
 from __future__ import annotations
 
 import concurrent.futures
-import html
 import multiprocessing
+import signal
 import threading
 import time
 from pathlib import Path
@@ -17,8 +17,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from hubstress_ext.cli.logs import setup_logging
+from hubstress_ext.engine import registry
+from hubstress_ext.engine.logs import setup_logging
 from hubstress_ext.results import charts
+from hubstress_ext.results.html import status_line, summary_html
 
 BAR_EVERY_S = 0.25
 CHART_EVERY_S = 1.0
@@ -28,15 +30,18 @@ class LiveView:
     def __init__(self, run: Any | None = None) -> None:
         self.status = widgets.HTML()
         self.bars = widgets.VBox()
-        self.chart = widgets.Image(format="png", layout=widgets.Layout(max_width="760px"))
+        # hidden until there is a chart: an Image without a value shows a broken-image icon
+        self.chart = widgets.Image(format="png", layout=widgets.Layout(max_width="760px", display="none"))
         self.chart.add_class("hubstress-chart")
+        self.waiting = widgets.HTML()
         self.table = widgets.HTML()
         self.table.add_class("hubstress-summary")
-        self.widget = widgets.VBox([self.status, self.bars, self.chart, self.table])
+        self.widget = widgets.VBox([self.status, self.bars, self.waiting, self.chart, self.table])
         self.widget.add_class("hubstress-live")
         self._bars: dict[str, widgets.IntProgress] = {}
         self._labels: dict[str, widgets.Label] = {}
         self._thread: threading.Thread | None = None
+        self._collapsed = False
         self.run = run
 
     # -- following a run ----------------------------------------------------------------------
@@ -59,7 +64,10 @@ class LiveView:
         self._labels.clear()
         self.bars.children = ()
         self.chart.value = b""
+        self.chart.layout.display = "none"
+        self.waiting.value = "<i>starting: the chart appears with the first results</i>"
         self.table.value = ""
+        self._collapsed = False
         self._thread = threading.Thread(target=self._loop, args=(run,), daemon=True, name="hubstress-live")
         self._thread.start()
 
@@ -96,34 +104,51 @@ class LiveView:
             )
 
     def refresh_chart(self) -> None:
+        if self._collapsed:
+            return
         try:
-            data = charts.chart_data(self.run)
-            png = render(*data) if data is not None else None
+            data = self.run.chart_data()
+            png = render(self.run.scenario, data) if data is not None else None
         except Exception:  # a half-written table mid-run must not kill the display
             return
         if png:
             self.chart.value = png
+            self.chart.layout.display = None
+            self.waiting.value = ""
 
     def collapse(self) -> None:
         """Keep the status line and bars only (the run's own display shows the rest)."""
+        self._collapsed = True
         self.chart.layout.display = "none"
+        self.waiting.value = ""
         self.table.value = ""
 
     def finish(self) -> None:
         run = self.run
         self.refresh_bars()
         self.refresh_chart()
-        line = f"<b>hubstress {run.scenario}</b>: {run.status}"
-        if run.error:
-            line += f' — <span style="color:#c00">{html.escape(run.error)}</span>'
-        self.status.value = line
-        self.table.value = summary_html(run)
+        self.status.value = status_line(run)
+        self.waiting.value = ""
+        if not self._collapsed:
+            self.table.value = summary_html(run)
 
 
 _renderer: concurrent.futures.ProcessPoolExecutor | None = None
 
 
-def render(kind: str, data: Any) -> bytes | None:
+def draw_png(scenario: str, data: Any) -> bytes | None:
+    """The scenario's chart of ``data`` as PNG (runs in the helper process)."""
+    fig = registry.scenario(scenario).figure(data)
+    return None if fig is None else charts.to_png(fig)
+
+
+def _quiet_child() -> None:
+    """The helper ignores Ctrl-C: an interrupted or shut-down kernel sends SIGINT to its
+    process group, and the helper would print a KeyboardInterrupt traceback into the cell."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def render(scenario: str, data: Any) -> bytes | None:
     """Draw a chart in a helper process.
 
     Matplotlib holds the GIL for the whole ~0.1-0.2 s of a draw; done in the kernel process,
@@ -134,26 +159,11 @@ def render(kind: str, data: Any) -> bytes | None:
     """
     global _renderer
     if _renderer is None:
-        _renderer = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        _renderer = concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_quiet_child
+        )
     try:
-        return _renderer.submit(charts.png_from, kind, data).result(timeout=30)
+        return _renderer.submit(draw_png, scenario, data).result(timeout=30)
     except (concurrent.futures.process.BrokenProcessPool, OSError):
         _renderer = None
-        return charts.png_from(kind, data)
-
-
-def _number(v: float) -> str:
-    return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.2f}"
-
-
-def summary_html(run: Any) -> str:
-    try:
-        summary = run.summary()
-    except Exception:
-        return ""
-    if summary is None or summary.empty:
-        return "<i>(no requests recorded)</i>"
-    summary = summary.drop(columns=["errors", "errors_by_reason"], errors="ignore")
-    if summary.index.name is not None:  # e.g. the phase table: its index is the phase
-        summary = summary.reset_index()
-    return summary.to_html(index=False, float_format=_number, na_rep="-", classes="hubstress-table")
+        return draw_png(scenario, data)

@@ -18,7 +18,6 @@ Errors are one line on stderr, never a traceback.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shlex
@@ -29,40 +28,38 @@ from typing import Any
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 
-from hubstress_ext.engine.options import ENV_ENDPOINT, ENV_TOKEN, OptionError
+from hubstress_ext.engine import registry
+from hubstress_ext.engine.argv import parse_scenario_argv
+from hubstress_ext.engine.options import ENV_ENDPOINT, ENV_HUB_TOKEN
+from hubstress_ext.engine.spec import options_of
+from hubstress_ext.errors import OptionError
 
-TRUE = {"true", "yes", "on", "1"}
 _COMMENT = re.compile(r"(?:^|\s)#")  # a comment starts a line or follows a space: '#' inside a value stays
-FALSE = {"false", "no", "off", "0"}
 
 
 class CellError(OptionError):
     """A ``%%hubstress`` body problem; the message names the line."""
 
 
-def _subparser(scenario: str) -> argparse.ArgumentParser:
-    from hubstress_ext.cli.main import RUN_COMMANDS, build_parser
-
-    if scenario not in RUN_COMMANDS:
-        raise CellError(f"line 1: unknown scenario {scenario!r}; one of: {', '.join(RUN_COMMANDS)}")
-    parser = build_parser(raising=True)
-    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return subs.choices[scenario]
-
-
-def cell_to_argv(
+def cell_values(
     first_line: str, body: str, namespace: dict[str, Any] | None = None
-) -> tuple[list[str], dict]:
-    """Turn a ``%%hubstress`` cell into CLI arguments; returns (argv, {option: line number}).
+) -> tuple[str, dict[str, Any], dict[str, int]]:
+    """A ``%%hubstress`` cell -> (scenario, typed option values, {option flag: line number}).
 
-    Body lines are ``key = value`` (``batch_size`` or ``batch-size``); booleans take
-    true/false; ``$name`` takes a notebook variable; blank lines and ``# comments`` are
-    skipped. Every problem is reported with its line number (the magic line is line 1).
+    The first line is the line magic's (scenario and flags); body lines are ``key = value``
+    (``batch_size`` or ``batch-size``), read by each option's own parser; booleans take
+    true/false; ``$name`` takes a notebook variable as it is; blank lines and ``# comments``
+    are skipped. Every problem is reported with its line number (the magic line is line 1).
     """
-    head = shlex.split(first_line)
-    scenario = head[0] if head and not head[0].startswith("-") else "stress-test"
-    parser = _subparser(scenario)
-    argv = [scenario, *(head[1:] if head and not head[0].startswith("-") else head)]
+    try:
+        head = shlex.split(first_line)
+    except ValueError as exc:
+        raise CellError(f"line 1: cannot split the options: {exc}") from None
+    try:
+        name, values = parse_scenario_argv(head)
+    except OptionError as exc:
+        raise CellError(f"line 1: {exc}") from None
+    options = {o.name: o for o in options_of(registry.scenario(name).options_type)}
     lines: dict[str, int] = {}
     namespace = namespace or {}
     for number, raw in enumerate(body.splitlines(), start=2):
@@ -73,43 +70,31 @@ def cell_to_argv(
         key, value = key.strip(), value.strip()
         if not sep or not key:
             raise CellError(f"line {number}: expected 'option = value' (got {raw.strip()!r})")
-        flag = "--" + key.replace("_", "-")
-        action = parser._option_string_actions.get(flag)
-        if action is None:
-            known = sorted(
-                s[2:].replace("-", "_")
-                for s in parser._option_string_actions
-                if s.startswith("--") and s != "--help"
-            )
+        opt = options.get(key.replace("-", "_"))
+        if opt is None:
             raise CellError(
-                f"line {number}: unknown option {key!r} for {scenario}; known: {', '.join(known)}"
+                f"line {number}: unknown option {key!r} for {name}; known: {', '.join(sorted(options))}"
             )
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
+            typed: Any = opt.parse(value[1:-1]) if opt.kind is not str else value[1:-1]
         elif value.startswith("$"):
-            name = value[1:]
-            if name not in namespace:
-                raise CellError(f"line {number}: {key}: no notebook variable named {name!r}")
-            value = str(namespace[name])
-        lines[flag] = number
-        if action.nargs == 0:  # a switch such as --sandbox
-            if value.lower() in TRUE:
-                argv.append(flag)
-            elif value.lower() not in FALSE:
-                raise CellError(f"line {number}: {key} is a switch: true or false (got {value!r})")
-            continue
-        if action.type is not None:
-            try:
-                action.type(value)
-            except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
-                kind = {int: "a whole number", float: "a number"}.get(action.type, "a valid value")
-                detail = f" ({exc})" if kind == "a valid value" else ""
-                raise CellError(f"line {number}: {key} must be {kind} (got {value!r}){detail}") from None
-        if action.choices is not None and value not in action.choices:
-            choices = ", ".join(map(str, action.choices))
-            raise CellError(f"line {number}: {key} must be one of {choices} (got {value!r})")
-        argv += [flag, value]
-    return argv, lines
+            var = value[1:]
+            if var not in namespace:
+                raise CellError(f"line {number}: {key}: no notebook variable named {var!r}")
+            typed = namespace[var]
+            typed = _parsed(opt, typed, number, key) if isinstance(typed, str) else typed
+        else:
+            typed = _parsed(opt, value, number, key)
+        values[opt.name] = typed
+        lines[opt.flag] = number
+    return name, values, lines
+
+
+def _parsed(opt: Any, text: str, number: int, key: str) -> Any:
+    try:
+        return opt.parse(text)
+    except OptionError as exc:
+        raise CellError(f"line {number}: {str(exc).replace(opt.flag, key, 1)}") from None
 
 
 def _locate(message: str, lines: dict[str, int]) -> str:
@@ -133,8 +118,6 @@ class HubstressMagics(Magics):
         return None
 
     def _hubstress(self, line: str, cell: str | None) -> Any:
-        from hubstress_ext.cli.main import run_from_argv
-
         try:
             words = shlex.split(line)
         except ValueError as exc:
@@ -149,38 +132,31 @@ class HubstressMagics(Magics):
             return self._report(words[1:])
         lines: dict[str, int] = {}
         if cell is not None:
-            words, lines = cell_to_argv(shlex.join(words), cell, self.shell.user_ns if self.shell else {})
-        words = self._from_namespace(words)
+            namespace = self.shell.user_ns if self.shell else {}
+            name, values, lines = cell_values(shlex.join(words), cell, namespace)
+        else:
+            name, values = parse_scenario_argv(words)
+        values = self._from_namespace(name, values)
         try:
-            run = run_from_argv(words)
+            run = registry.make_run(name, **values)
         except OptionError as exc:
             raise OptionError(_locate(str(exc), lines)) from None
-        return follow(run, background=background, displayed=cell is not None or self._value_is_shown())
+        return follow(run, background=background)
 
-    def _value_is_shown(self) -> bool:
-        """Will IPython display what this line magic returns (the cell's last line, not assigned)?"""
-        history = self.shell.user_ns.get("_ih") if self.shell else None
-        if not history:
-            return False
-        lines = [ln for ln in str(history[-1]).strip().splitlines() if ln.strip()]
-        last = lines[-1].strip() if lines else ""
-        return last.startswith("get_ipython().run_line_magic('hubstress'") and not last.endswith(";")
-
-    def _from_namespace(self, words: list[str]) -> list[str]:
-        """Hub endpoint/token from notebook variables when neither flags nor environment give them."""
+    def _from_namespace(self, name: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Hub endpoint/token from notebook variables when neither options nor environment give them."""
         ns = self.shell.user_ns if self.shell else {}
-        scenario = words[0] if words and not words[0].startswith("-") else "stress-test"
-        if scenario in ("bench", "sweep") or "--sandbox" in words:
-            return words
-        extra = []
-        for long, short, env in (("--endpoint", "-e", ENV_ENDPOINT), ("--token", "-t", ENV_TOKEN)):
-            given = any(w.split("=", 1)[0] in (long, short) for w in words)
-            if not given and not os.environ.get(env) and isinstance(ns.get(env), str):
-                extra += [long, ns[env]]
-        return [*words, *extra]
+        known = {o.name for o in options_of(registry.scenario(name).options_type)}
+        if "endpoint" not in known or values.get("sandbox"):
+            return values
+        out = dict(values)
+        for field, env in (("endpoint", ENV_ENDPOINT), ("token", ENV_HUB_TOKEN)):
+            if not out.get(field) and not os.environ.get(env) and isinstance(ns.get(env), str):
+                out[field] = ns[env]
+        return out
 
     def _report(self, args: list[str]) -> Any:
-        from hubstress_ext.results.store import load_run
+        from hubstress_ext.engine.saved import load_run
 
         if len(args) != 1:
             raise OptionError("report takes one saved run directory: %hubstress report DIR")
@@ -190,20 +166,23 @@ class HubstressMagics(Magics):
             raise OptionError(str(exc)) from None
 
 
-def follow(run: Any, background: bool = False, displayed: bool = False) -> Any:
+def follow(run: Any, background: bool = False) -> Any:
     """Start ``run`` with a live view; wait for it unless ``background``. Returns the run.
 
-    When the returned run is ``displayed`` (the cell's value), its own rich display carries
-    the final table and chart, so the live view keeps only its status line and bars.
+    If the same cell then displays the run (``run = %hubstress …`` and ``run``, or the magic
+    as the cell's last line), the run's own display carries the final table and chart and the
+    live view keeps only its status line and bars (``notebook.display``): shown once.
 
     Interrupting the kernel (the stop button, or Ctrl-C in a terminal) once stops the run and
     lets it clean up; twice leaves at once (``purge`` finds what is left).
     """
+    from hubstress_ext.notebook.display import live_view_of
     from hubstress_ext.notebook.live import LiveView
 
     view = LiveView()
     display(view.widget)
     path = view.launch(run)
+    live_view_of(run, view)
     if path is not None:
         print(f"logging to {path}", file=sys.stderr)
     if background:
@@ -227,8 +206,6 @@ def follow(run: Any, background: bool = False, displayed: bool = False) -> Any:
     _save_when_done(run, view, wait=True)
     if run.error:
         print(f"hubstress: error: {run.error}", file=sys.stderr)
-    if displayed:
-        view.collapse()
     return run
 
 

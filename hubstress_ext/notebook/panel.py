@@ -1,48 +1,70 @@
-"""The widget panel: the run options as a form, Start / Stop, the live view, ``panel.run``.
+"""The widget panel: a scenario's options as a form, Start / Stop, the live view, ``panel.run``.
 
-It builds the same CLI-style arguments the magics do and hands them to the same engine, so
-validation and errors are the engine's; they show inline under the form, never as a traceback.
+The form is made from the registry: the chosen scenario's options declared with
+``panel=True``, with their help as tooltips, choices as drop-downs and the form's starting
+values (``Opt.panel_value``: the defaults, except that a fresh panel targets the sandbox hub
+with simulated servers, so Start works with no hub of your own). Start builds the run with
+``make_run`` like every front end; errors show under the form, naming the form's fields.
 """
 
 from __future__ import annotations
 
 import html
+import re
 import threading
 from typing import Any
 
 import ipywidgets as widgets
 
-from hubstress_ext.engine.options import OptionError
+from hubstress_ext.engine import registry
+from hubstress_ext.engine.spec import Opt, options_of
+from hubstress_ext.errors import OptionError
 from hubstress_ext.notebook.live import LiveView
 
-SCENARIOS = ("stress-test", "activity-stress-test", "purge", "bench", "sweep")
+STYLE = {"description_width": "120px"}
+FIRST = ("endpoint", "url", "token", "count")  # then the rest in declaration order
+_FLAG = re.compile(r"--[a-z][a-z0-9-]*")
+
+
+def _widget(opt: Opt, value: Any) -> widgets.ValueWidget:
+    """The form field of one option."""
+    common = {"description": opt.label, "style": STYLE, "tooltip": opt.spec.help}
+    if opt.kind is bool:
+        w: widgets.ValueWidget = widgets.Checkbox(value=bool(value), indent=False, description=opt.label)
+        w.tooltip = opt.spec.help
+        return w
+    if opt.spec.choices:
+        return widgets.Dropdown(options=list(opt.spec.choices), value=value, **common)
+    if opt.spec.secret:
+        return widgets.Password(value=value or "", placeholder=_placeholder(opt), **common)
+    if opt.kind is int and not opt.optional:
+        return widgets.IntText(value=value, **common)
+    if opt.kind is float and not opt.optional:
+        return widgets.FloatText(value=value, **common)
+    text = ",".join(map(str, value)) if isinstance(value, list) else ("" if value is None else str(value))
+    layout = widgets.Layout(width="480px") if opt.kind is str else widgets.Layout()
+    return widgets.Text(value=text, placeholder=_placeholder(opt), layout=layout, **common)
+
+
+def _placeholder(opt: Opt) -> str:
+    if opt.spec.env:
+        return f"default ${opt.spec.env}"
+    if opt.default is None:
+        return "not set"
+    return ""
 
 
 class Panel:
-    def __init__(self, **values: Any) -> None:
-        style = {"description_width": "110px"}
-        wide = widgets.Layout(width="460px")
+    def __init__(self, scenario: str = registry.DEFAULT_SCENARIO, **values: Any) -> None:
+        registry.scenario(scenario)  # an unknown name is an error here, not at Start
+        from hubstress_ext.notebook.display import register_current
+
+        register_current()
         self.scenario = widgets.Dropdown(
-            options=SCENARIOS, value="stress-test", description="scenario", style=style
+            options=registry.names(), value=scenario, description="scenario", style=STYLE
         )
-        self.endpoint = widgets.Text(
-            description="endpoint / URL",
-            placeholder="hub API (default $JUPYTERHUB_ENDPOINT), or the URL for bench/sweep",
-            style=style,
-            layout=wide,
-        )
-        self.token = widgets.Password(
-            description="token", placeholder="default $JUPYTERHUB_API_TOKEN", style=style
-        )
-        self.count = widgets.IntText(value=20, description="count", style=style)
-        self.batch_size = widgets.IntText(value=5, description="batch size", style=style)
-        self.workers = widgets.IntText(value=10, description="workers", style=style)
-        self.duration = widgets.FloatText(value=10.0, description="duration s", style=style)
-        self.keep = widgets.Checkbox(value=False, description="keep users", indent=False)
-        self.sandbox = widgets.Checkbox(value=False, description="sandbox hub", indent=False)
-        self.sandbox_spawner = widgets.Dropdown(
-            options=("real", "sim"), value="real", description="sandbox servers", style=style
-        )
+        self.fields: dict[str, widgets.ValueWidget] = {}
+        self.form = widgets.VBox()
         self.start_button = widgets.Button(description="Start", button_style="success", icon="play")
         self.stop_button = widgets.Button(
             description="Stop", button_style="danger", icon="stop", disabled=True
@@ -52,75 +74,79 @@ class Panel:
         self.view = LiveView()
         self.run: Any = None
         self._done_thread: threading.Thread | None = None
-        for name, value in values.items():
-            field = getattr(self, name, None)
-            if not isinstance(field, widgets.ValueWidget):
-                raise TypeError(f"panel() has no field {name!r}")
-            field.value = value
+        self._build_form(values)
+        self.scenario.observe(lambda change: self._build_form({}), names="value")
         self.start_button.on_click(lambda _b: self.start())
         self.stop_button.on_click(lambda _b: self.stop())
-        form = widgets.VBox(
-            [
-                widgets.HBox([self.scenario, self.sandbox, self.sandbox_spawner]),
-                self.endpoint,
-                self.token,
-                widgets.HBox([self.count, self.batch_size]),
-                widgets.HBox([self.workers, self.duration]),
-                self.keep,
-                widgets.HBox([self.start_button, self.stop_button]),
-                self.error,
-            ]
+        controls = widgets.VBox(
+            [self.scenario, self.form, widgets.HBox([self.start_button, self.stop_button]), self.error]
         )
-        self.widget = widgets.VBox([form, self.view.widget])
+        self.widget = widgets.VBox([controls, self.view.widget])
         self.widget.add_class("hubstress-panel")
+
+    def _opts(self) -> list[Opt]:
+        return [o for o in options_of(registry.scenario(self.scenario.value).options_type) if o.spec.panel]
+
+    def _build_form(self, values: dict[str, Any]) -> None:
+        """The chosen scenario's fields; ``values`` override their starting values."""
+        opts = self._opts()
+        unknown = sorted(set(values) - {o.name for o in opts})
+        if unknown:
+            names = ", ".join(o.name for o in opts)
+            raise TypeError(
+                f"panel() has no field {unknown[0]!r} for {self.scenario.value} (fields: {names})"
+            )
+        self.fields = {o.name: _widget(o, values.get(o.name, o.panel_value)) for o in opts}
+        rows: list[widgets.Widget] = []
+        if "sandbox" in self.fields:  # where the run goes first: the sandbox, or a hub of yours
+            rows.append(widgets.HBox([self.fields["sandbox"], self.fields["sandbox_spawner"]]))
+        placed = {"sandbox", "sandbox_spawner"}
+        ordered = sorted(opts, key=lambda o: FIRST.index(o.name) if o.name in FIRST else len(FIRST))
+        rows += [self.fields[o.name] for o in ordered if o.kind is not bool and o.name not in placed]
+        switches = [self.fields[o.name] for o in ordered if o.kind is bool and o.name not in placed]
+        if switches:
+            rows.append(widgets.HBox(switches))
+        self.form.children = tuple(rows)
+        if hasattr(self, "error"):
+            self.error.value = ""
+
+    def __getattr__(self, name: str) -> Any:
+        """``panel.count`` is the form's count field (``panel.count.value = 3``)."""
+        fields = self.__dict__.get("fields", {})
+        if name in fields:
+            return fields[name]
+        raise AttributeError(f"panel has no field {name!r}")
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
         display(self.widget)
 
-    def argv(self) -> list[str]:
-        """The form as CLI arguments (what ``start`` runs)."""
-        scenario = self.scenario.value
-        if scenario in ("bench", "sweep"):
-            if not self.endpoint.value.strip():
-                raise OptionError(
-                    f"{scenario} needs the endpoint URL, e.g. http://127.0.0.1:8765/hubstress/batch"
-                )
-            argv = [scenario, self.endpoint.value.strip(), "--duration", str(self.duration.value)]
-            if scenario == "bench":
-                argv += ["--workers", str(self.workers.value)]
-            else:
-                argv += ["--workers", str(self.workers.value), "--batch-size", str(self.batch_size.value)]
-            if self.token.value:
-                argv += ["--token", self.token.value]
-            return argv
-        argv = [scenario, "--count", str(self.count.value), "--batch-size", str(self.batch_size.value)]
-        argv += ["--workers", str(self.workers.value)]
-        if scenario == "activity-stress-test":
-            argv += ["--duration", str(self.duration.value)]
-        if self.sandbox.value:
-            argv += ["--sandbox", "--sandbox-spawner", self.sandbox_spawner.value]
-        else:
-            if self.endpoint.value.strip():
-                argv += ["--endpoint", self.endpoint.value.strip()]
-            if self.token.value:
-                argv += ["--token", self.token.value]
-        if self.keep.value:
-            argv.append("--keep")
-        return argv
+    def values(self) -> dict[str, Any]:
+        """The form as typed option values (blank optional fields left to their defaults)."""
+        out: dict[str, Any] = {}
+        for opt in self._opts():
+            value = self.fields[opt.name].value
+            if isinstance(value, str):
+                if not value.strip():
+                    continue  # blank: the option's default (or its environment variable)
+                value = opt.parse(value) if opt.kind is not str or opt.spec.parse else value.strip()
+            out[opt.name] = value
+        return out
 
     def start(self) -> Any:
         """Validate the form and start the run; problems show under the form."""
-        from hubstress_ext.cli.main import run_from_argv
-
         if self.run is not None and not self.run.done:
             self._show_error("a run is going: stop it first")
             return None
         try:
-            run = run_from_argv(self.argv())
+            values = self.values()
+            if "url" in self.fields and not values.get("url"):
+                example = "http://127.0.0.1:8765/hubstress/batch"
+                raise OptionError(f"{self.scenario.value} needs the endpoint URL, e.g. {example}")
+            run = registry.make_run(self.scenario.value, **values)
         except OptionError as exc:
-            self._show_error(str(exc))
+            self._show_error(self._in_form_words(str(exc)))
             return None
         self.error.value = ""
         self.run = run
@@ -129,6 +155,12 @@ class Panel:
         self._done_thread = threading.Thread(target=self._when_done, args=(run,), daemon=True)
         self._done_thread.start()
         return run
+
+    def _in_form_words(self, message: str) -> str:
+        """Name the form's fields where the message names CLI flags: '--count' -> 'count'."""
+        labels = {o.flag: o.label for o in self._opts()}
+        labels["--sandbox"] = labels.get("--sandbox", "sandbox hub")
+        return _FLAG.sub(lambda m: f"'{labels[m.group()]}'" if m.group() in labels else m.group(), message)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run and its display are finished; False if ``timeout`` passed."""
@@ -150,9 +182,9 @@ class Panel:
             self._show_error(run.error)
 
     def _show_error(self, message: str) -> None:
-        self.error.value = f'<span style="color:#c00">{html.escape(message)}</span>'
+        self.error.value = f'<span style="color:#c00">{html.escape(message, quote=False)}</span>'
 
 
 def panel(**values: Any) -> Panel:
-    """``hubstress_ext.panel(scenario="stress-test", sandbox=True, count=20)``: a new panel."""
+    """``hubstress_ext.panel(scenario="stress-test", count=20)``: a new panel (sandbox + sim)."""
     return Panel(**values)

@@ -1,5 +1,6 @@
 """Charts of a run, as matplotlib figures or PNG bytes (plain images: they read well in a
-shared notebook file, a widget, or a report). One function per scenario, one dispatcher.
+shared notebook file, a widget, or a report). One drawing function per kind of chart; each
+scenario's Run class names its own (``figure``), so nothing here dispatches on a name.
 
 Figures are built with matplotlib's object API (``Figure``, no pyplot): nothing touches the
 global backend, so a notebook's inline plotting is left alone, and the figures render to PNG
@@ -24,51 +25,15 @@ def _figure(width: float, height: float):
     return fig
 
 
-def chart_data(run: Any) -> tuple[str, pd.DataFrame] | None:
-    """What the run's chart is drawn from: small, picklable, cheap to take mid-run."""
-    scenario = getattr(run, "scenario", "")
-    if scenario == "stress-test":
-        return scenario, run.users_df
-    if scenario == "activity-stress-test":
-        df = run.df
-        return scenario, df[df["op"].isin(["probe", "activity"])][["op", "start", "latency_ms"]]
-    if scenario == "bench":
-        return scenario, run.timeline()
-    if scenario == "sweep":
-        return scenario, run.df
-    return None
-
-
-def figure_from(kind: str, data: pd.DataFrame):
-    draw = {
-        "stress-test": spawn_storm_figure,
-        "activity-stress-test": activity_figure,
-        "bench": bench_figure,
-        "sweep": sweep_figure,
-    }[kind]
-    return draw(data)
-
-
-def png_from(kind: str, data: pd.DataFrame) -> bytes | None:
-    """Render in whatever process calls it (the live view uses a helper process)."""
-    fig = figure_from(kind, data)
+def png_of(run: Any) -> bytes | None:
+    """The run's chart as PNG bytes (its scenario's ``figure`` of its ``chart_data``), or None."""
+    fig = type(run).figure(run.chart_data())
     return None if fig is None else to_png(fig)
-
-
-def figure_for(run: Any):
-    """The chart that fits the run's scenario, or None when there is nothing to draw yet."""
-    data = chart_data(run)
-    return None if data is None else figure_from(*data)
-
-
-def png_for(run: Any) -> bytes | None:
-    data = chart_data(run)
-    return None if data is None else png_from(*data)
 
 
 def to_png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)  # layout is done by tight_layout: one draw, not two
+    fig.savefig(buf, format="png", dpi=80)
     return buf.getvalue()
 
 
@@ -76,6 +41,8 @@ def spawn_storm_figure(users: pd.DataFrame):
     """Servers ready over time, and the distribution of spawn latency."""
     if users.empty or users["spawn_requested"].isna().all():
         return None
+    if users["ready"].isna().all() and users["failed"].isna().all():
+        return None  # nothing has happened yet: empty axes would only show a meaningless scale
     fig = _figure(9, 3)
     left, right = fig.subplots(1, 2)
     t0 = users["spawn_requested"].min()
@@ -99,16 +66,37 @@ def spawn_storm_figure(users: pd.DataFrame):
 
 def activity_figure(df: pd.DataFrame):
     """API latency over time: the probe's and the activity posts'."""
-    if df.empty:
+    if df.empty or len(df) < 2:
         return None
     fig = _figure(9, 3)
     ax = fig.subplots()
     t0 = df["start"].min()
-    for op, group in df.groupby("op"):
-        if op in ("probe", "activity"):
-            ax.plot(group["start"] - t0, group["latency_ms"], ".", markersize=3, label=op, alpha=0.6)
-    ax.set(xlabel="seconds", ylabel="latency (ms)", title="hub API latency under load")
-    ax.legend()
+    activity = df[df["op"] == "activity"]
+    probe = df[df["op"] == "probe"].sort_values("start")
+    # the activity posts are many and only the background; the probe (what a user would feel)
+    # is drawn on top, as a line of clear markers
+    ax.plot(
+        activity["start"] - t0,
+        activity["latency_ms"],
+        ".",
+        markersize=2,
+        alpha=0.25,
+        color="C0",
+        label=f"activity posts ({len(activity)})",
+    )
+    ax.plot(
+        probe["start"] - t0,
+        probe["latency_ms"],
+        "o-",
+        markersize=4,
+        linewidth=1,
+        color="C3",
+        label=f"probe: GET /users/NAME ({len(probe)})",
+        zorder=3,
+    )
+    ax.set(xlabel="seconds", ylabel="latency (ms)")
+    ax.set_title("hub API latency under load", loc="left")
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False, fontsize=8)
     return fig
 
 
@@ -119,7 +107,8 @@ def bench_figure(timeline: pd.DataFrame):
     fig = _figure(9, 3)
     ax = fig.subplots()
     ax.plot(timeline["t"], timeline["qps"], "-o", markersize=3, label="QPS (ok)")
-    ax.set(xlabel="seconds", ylabel="requests/s", title="throughput and latency over time")
+    ax.set(xlabel="seconds", ylabel="requests/s")
+    ax.set_title("throughput and latency over time", loc="left")
     ax.set_ylim(bottom=0)
     lat = ax.twinx()
     lat.plot(timeline["t"], timeline["p50_ms"], color="C1", label="p50 ms")
@@ -127,7 +116,16 @@ def bench_figure(timeline: pd.DataFrame):
     lat.set_ylabel("latency (ms)")
     lat.set_ylim(bottom=0)
     handles = ax.get_legend_handles_labels()[0] + lat.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], loc="lower right")
+    # above the plot, right of the title: never over the lines
+    ax.legend(
+        handles,
+        [h.get_label() for h in handles],
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        ncol=3,
+        frameon=False,
+        fontsize=8,
+    )
     return fig
 
 
@@ -151,13 +149,16 @@ def sweep_figure(cells: pd.DataFrame):
 
 def heatmap(ax, grid: pd.DataFrame, title: str) -> None:
     """A labelled heatmap of a workers x batch size table (used by the notebooks too)."""
-    image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto", origin="lower")
+    values = grid.to_numpy(dtype=float)
+    image = ax.imshow(values, cmap="viridis", aspect="auto", origin="lower")
     ax.set_xticks(range(len(grid.columns)), [str(c) for c in grid.columns])
     ax.set_yticks(range(len(grid.index)), [str(i) for i in grid.index])
     ax.set(xlabel="batch size", ylabel="workers", title=title)
-    for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float)):
+    for (i, j), v in np.ndenumerate(values):
         if not np.isnan(v):
+            # viridis runs from dark blue to bright yellow: dark text on the bright cells
+            color = "black" if image.norm(v) > 0.6 else "white"
             ax.text(
-                j, i, f"{v:.0f}" if v >= 10 else f"{v:.1f}", ha="center", va="center", color="w", fontsize=8
+                j, i, f"{v:.0f}" if v >= 10 else f"{v:.1f}", ha="center", va="center", color=color, fontsize=8
             )
     ax.figure.colorbar(image, ax=ax)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
@@ -18,13 +21,23 @@ SUMMARY_COLUMNS = [
 ]
 
 
+def percentiles(values: Iterable[float], suffix: str = "", digits: int | None = None) -> dict[str, float]:
+    """p50, p90, p99 and max of ``values`` (NaN ignored; NaN each when there are none).
+
+    The one percentile helper: run summaries, the load generator's stats and the batching
+    endpoint's ``/stats`` all report through it, so the same data gives the same figures.
+    """
+    arr = np.asarray(values if isinstance(values, np.ndarray | pd.Series) else list(values), dtype=float)
+    arr = arr[~np.isnan(arr)]
+    keys = [f"{k}{suffix}" for k in ("p50", "p90", "p99", "max")]
+    if arr.size == 0:
+        return dict.fromkeys(keys, math.nan)
+    figures = [*np.percentile(arr, [50, 90, 99]), arr.max()]
+    return {k: float(v if digits is None else round(v, digits)) for k, v in zip(keys, figures, strict=True)}
+
+
 def latency_stats(latencies_ms: pd.Series | np.ndarray) -> dict[str, float]:
-    values = np.asarray(latencies_ms, dtype=float)
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return {"p50_ms": np.nan, "p90_ms": np.nan, "p99_ms": np.nan, "max_ms": np.nan}
-    p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    return {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": float(values.max())}
+    return percentiles(latencies_ms, "_ms")
 
 
 def summary_row(

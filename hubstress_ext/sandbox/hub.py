@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,22 +25,19 @@ from typing import Any
 
 import psutil
 
+from hubstress_ext.errors import RunError
+from hubstress_ext.http.ports import free_port
+
 CONFIG_FILE = Path(__file__).with_name("jupyterhub_config.py")
 START_TIMEOUT = 90.0
 
 
-class SandboxError(RuntimeError):
-    pass
+class SandboxError(RunError):
+    """The sandbox hub could not start (or went away): one readable line."""
 
 
 class SandboxAborted(SandboxError):
     """Start-up was cut short by a stop; everything started so far has been removed."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Sandbox:

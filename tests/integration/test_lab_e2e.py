@@ -74,7 +74,7 @@ def test_panel_in_jupyterlab_runs_a_storm(lab):
     base, token, root = lab
     source = (
         "%load_ext hubstress_ext\nimport hubstress_ext\n"
-        "p = hubstress_ext.panel(sandbox=True, sandbox_spawner='sim', count=4, batch_size=4)\np"
+        "p = hubstress_ext.panel()\np"  # the panel as a new user gets it: Start with the defaults
     )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from hubstress_ext import load_run
 from hubstress_ext.loadgen.options import LoadOptions, SweepOptions
 from hubstress_ext.loadgen.run import BenchRun
 from hubstress_ext.loadgen.sweep import SweepRun
-from hubstress_ext.results.store import load_run
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,7 +208,7 @@ def test_cli_bench_json_and_errors(endpoint, tmp_path):
     assert out.returncode == 1 and "cannot connect to http://127.0.0.1:9/hubstress/batch" in out.stdout
     for args, message in (
         (["bench", "localhost:8000"], "URL must be an http(s) URL"),
-        (["bench", endpoint, "--workers", "0"], "--workers must be a whole number >= 1"),
+        (["bench", endpoint, "--workers", "0"], "--workers must be at least 1 (got 0)"),
         (["bench", endpoint, "--template", "[1]"], "--template: template must be a JSON object"),
         (["bench", endpoint, "--rate", "-5"], "--rate must be a positive number"),
         (["sweep", endpoint, "--batch-size", "1,x"], "--batch-size takes whole numbers separated by commas"),

@@ -18,10 +18,14 @@ def test_line_magic_runs_a_spawn_storm_and_returns_the_run(tmp_path):
             "assert run.status == 'finished', run.error\n"
             "assert isinstance(run.df, pd.DataFrame) and isinstance(run.summary(), pd.DataFrame)\n"
             "assert len(run.users_df) == 3 and run.users_df['ready'].notna().all()\n"
-            "html = run._repr_html_()\n"
+            "html = get_ipython().display_formatter.format(run)[0]['text/html']\n"
             "assert 'hubstress stress-test' in html and '<img' in html and 'spawn' in html\n"
             "print('checked', len(run.df))",
             "again = %hubstress --count 2 --sandbox --sandbox-spawner sim\nagain",  # no scenario: a storm
+            # shown by the cell's value: the live view kept only its bars (the table appears once)
+            "from hubstress_ext.notebook.display import _live\n"
+            "view = _live[again][0]\nassert view._collapsed and not view.table.value\n"
+            "assert not _live[run][0]._collapsed and 'ready' in _live[run][0].table.value\nprint('once')",
         ]
     )
     assert all(not errors(o) for o in outs), [errors(o) for o in outs]
@@ -30,6 +34,7 @@ def test_line_magic_runs_a_spawn_storm_and_returns_the_run(tmp_path):
     assert "checked" in text(outs[2])
     shown = text(outs[3])
     assert "StressTestRun stress-test: finished" in shown and "text/html" in shown
+    assert "once" in text(outs[4])
 
 
 def test_cell_magic_errors_name_the_line():
@@ -111,6 +116,22 @@ def test_panel_validates_inline_and_runs_a_storm():
     )
     assert all(not errors(o) for o in outs), [errors(o) for o in outs]
     assert "application/vnd.jupyter.widget-view+json" in text(outs[0])
-    assert "--count must be at least 1 (got 0)" in text(outs[1])
+    assert "'count' must be at least 1 (got 0)" in text(outs[1])  # the form's field, not a flag
     assert "bench needs the endpoint URL" in text(outs[2])
     assert "panel ok" in text(outs[3])
+
+
+def test_a_fresh_panel_starts_a_run_with_no_hub_of_ones_own():
+    outs = execute(
+        [
+            "import hubstress_ext\np = hubstress_ext.panel()\n"
+            "print(p.scenario.value, p.sandbox.value, p.sandbox_spawner.value, p.count.value)",
+            "run = p.start()\nassert run is not None, p.error.value\nassert p.wait(180)\n"
+            "assert run.status == 'finished', run.error\nassert len(run.users_df) == 20\n"
+            "assert p.view.chart.layout.display is None and p.view.chart.value\nprint('default ok')",
+        ]
+    )
+    assert all(not errors(o) for o in outs), [errors(o) for o in outs]
+    assert "stress-test True sim 20" in text(outs[0])
+    assert "default ok" in text(outs[1])
+    assert "Traceback" not in "\n".join(text(o) for o in outs)

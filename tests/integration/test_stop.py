@@ -153,8 +153,8 @@ def test_run_stop_from_a_notebook_while_the_sandbox_starts():
     """The same stop through run.stop(), as the notebook front ends call it."""
     run = StressTestRun(StressOptions(sandbox=True, sandbox_spawner="sim", count=50).resolve({}))
     run.start()
-    wait_for(lambda: run.sandbox is not None and run.sandbox.hub is not None, what="the sandbox hub")
-    hub_pid = run.sandbox.hub.pid
+    wait_for(lambda: run._sandbox is not None and run._sandbox.hub is not None, what="the sandbox hub")
+    hub_pid = run._sandbox.hub.pid
     run.stop()
     assert run.wait(30)
     assert run.status == "interrupted" and run.exit_code == 130

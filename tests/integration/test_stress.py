@@ -107,7 +107,7 @@ def test_named_servers(sim_hub, clean_hub):
 
 
 def test_hub_metrics_are_scraped_during_the_run_and_saved(sim_hub, clean_hub, tmp_path):
-    from hubstress_ext.results.store import load_run
+    from hubstress_ext import load_run
 
     run = stress(sim_hub, count=4, batch_size=4, profile="slow", scrape_metrics=0.5)
     assert run.status == "finished", run.error

@@ -1,11 +1,19 @@
 import pytest
 
-from hubstress_ext.cli.logs import RedactSecrets
-from hubstress_ext.cli.main import _options, build_parser, main
+from hubstress_ext.cli.main import build_parser, main
+from hubstress_ext.engine import registry
+from hubstress_ext.engine.argv import scenario_values
+from hubstress_ext.engine.logs import RedactSecrets
+from hubstress_ext.engine.spec import build
 
 
 def parse(*argv):
     return build_parser().parse_args(list(argv))
+
+
+def _options(args):
+    """The options object the CLI builds (before the environment and checks)."""
+    return build(registry.scenario(args.command).options_type, scenario_values(args))
 
 
 def test_global_options_before_or_after_the_subcommand():
@@ -58,3 +66,25 @@ def test_redact_filter_masks_tokens_in_formatted_messages():
     record = logging.LogRecord("x", logging.INFO, "f", 1, "auth %s ok", ("tok123",), None)
     RedactSecrets(["tok123"]).filter(record)
     assert record.getMessage() == "auth *** ok"
+
+
+def test_bad_user_options_say_what_is_wrong(capsys):
+    with pytest.raises(SystemExit):
+        main(["stress-test", "--sandbox", "--user-options", "{bad"])
+    err = capsys.readouterr().err
+    assert "--user-options must be a JSON object" in err and "double quotes at character 1" in err
+    assert "parse_user_options" not in err
+
+
+def test_each_subcommand_lists_only_its_own_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["sandbox", "--help"])
+    out = capsys.readouterr().out
+    assert "--sandbox-spawner" in out and "--port" in out
+    for other in ("--count", "--dry-run", "--keep", "--save"):
+        assert other not in out
+
+
+def test_an_option_before_a_scenario_that_lacks_it_is_refused(capsys):
+    assert main(["--ramp", "5", "purge", "--sandbox"]) == 2
+    assert "--ramp is not an option of purge" in capsys.readouterr().err

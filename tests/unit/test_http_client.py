@@ -8,8 +8,8 @@ import pytest_asyncio
 from aiohttp import web
 
 from hubstress_ext.http.client import HttpClient, StreamError
+from hubstress_ext.http.records import RecordSink
 from hubstress_ext.http.retry import Deadline, RetryPolicy, parse_retry_after
-from hubstress_ext.results.records import RecordSink
 
 TOKEN = "unit-test-token-0123456789"
 

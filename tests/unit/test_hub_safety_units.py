@@ -5,9 +5,9 @@ import asyncio
 import pandas as pd
 
 from hubstress_ext.http.client import Response
+from hubstress_ext.http.records import Record, records_to_frame
 from hubstress_ext.hub.health import SUSPECT_STREAK, HubWatch, looks_gone
 from hubstress_ext.hub.names import name_stream, ours
-from hubstress_ext.results.records import Record, records_to_frame
 from hubstress_ext.results.summary import summarize
 
 

@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 
 from hubstress_ext.engine.options import OptionError
+from hubstress_ext.engine.spec import parse_int_list
 from hubstress_ext.loadgen.body import BodyTemplate, parse_template
 from hubstress_ext.loadgen.connection import Target
-from hubstress_ext.loadgen.options import LoadOptions, SweepOptions, parse_int_list
+from hubstress_ext.loadgen.options import LoadOptions, SweepOptions
 from hubstress_ext.loadgen.recorder import Recorder, outcome_of
 from hubstress_ext.loadgen.summary import bench_stats, timeline
 from hubstress_ext.loadgen.sweep import best_cell
@@ -51,12 +52,12 @@ def test_target_builds_one_request_head():
     [
         ({"url": "127.0.0.1:8000"}, "URL must be an http(s) URL"),
         ({"url": "http://h:99999/"}, "invalid port"),
-        ({"workers": 0}, "--workers must be a whole number >= 1"),
+        ({"workers": 0}, "--workers must be at least 1"),
         ({"duration": -1}, "--duration must be a positive number"),
-        ({"requests": 0}, "--requests must be a whole number >= 1"),
+        ({"requests": 0}, "--requests must be at least 1"),
         ({"rate": 0}, "--rate must be a positive number"),
         ({"rate": 1e9, "duration": 100}, "schedules over"),
-        ({"arrival": "bursty", "rate": 5}, "--arrival must be constant or poisson"),
+        ({"arrival": "bursty", "rate": 5}, "--arrival must be one of constant, poisson"),
         ({"method": "DELETE"}, "--method must be"),
         ({"timeout": 0}, "--timeout must be a positive number"),
         ({"template": "[1]"}, "--template: template must be a JSON object"),
@@ -79,7 +80,7 @@ def test_sweep_options():
     assert parse_int_list("8, 32,128", "--workers") == [8, 32, 128]
     with pytest.raises(OptionError, match="--workers takes whole numbers"):
         parse_int_list("8,x", "--workers")
-    with pytest.raises(OptionError, match="--batch-size must be a whole number >= 1"):
+    with pytest.raises(OptionError, match="--batch-size must be at least 1"):
         SweepOptions(url="http://127.0.0.1:1/x", batch_sizes=[0]).resolve()
     with pytest.raises(OptionError, match="--warmup"):
         SweepOptions(url="http://127.0.0.1:1/x", warmup=-1).resolve()
@@ -112,8 +113,18 @@ def test_stats_add_up_and_percentiles():
     assert s["p50_ms"] == pytest.approx(50.5, abs=0.01) and s["max_ms"] == pytest.approx(100, abs=0.01)
     assert s["ts_diff_mean_ms"] == pytest.approx(49.5) and s["batch_size_mean"] == 2
     assert s["client_cpu_us_per_request"] == pytest.approx(0.01 / 103 * 1e6, rel=1e-3)
-    tl = timeline(df)
-    assert tl["qps"].sum() == 100 and list(tl.columns) == ["t", "qps", "errors_per_s", "p50_ms", "p99_ms"]
+    tl = timeline(df)  # done at 0.001 .. 1.09 s: second 0 holds 91; 0.09 s of second 1 is left out
+    assert list(tl["qps"]) == [91] and list(tl.columns) == ["t", "qps", "errors_per_s", "p50_ms", "p99_ms"]
+
+
+def test_a_partly_covered_last_second_is_not_drawn_as_a_collapse():
+    rec = Recorder()
+    t = rec.origin
+    for i in range(100):  # a steady ~67/s, ending 0.485 s into the second second
+        rec.add(t, t, t + i * 0.015, 200, "ok", 0.0, 1)
+    tl = timeline(rec.to_frame())
+    assert len(tl) == 2 and tl["qps"].iloc[0] == 67
+    assert tl["qps"].iloc[1] == pytest.approx(33 / 0.485, rel=1e-3)  # per second covered, not 33
 
 
 def test_best_cell_respects_the_p99_limit():

@@ -2,10 +2,10 @@ import json
 
 import pandas as pd
 
+from hubstress_ext import load_run
 from hubstress_ext.engine.options import StressOptions
+from hubstress_ext.http.records import Record
 from hubstress_ext.hub.stress import StressTestRun
-from hubstress_ext.results.records import Record
-from hubstress_ext.results.store import load_run
 from hubstress_ext.results.summary import summarize
 
 
@@ -14,7 +14,7 @@ def rec(op, latency, status=200, will_retry=False, start=0.0, error=None):
 
 
 def frame(records):
-    from hubstress_ext.results.records import records_to_frame
+    from hubstress_ext.http.records import records_to_frame
 
     return records_to_frame(records)
 
@@ -62,7 +62,7 @@ def test_saved_run_round_trips_without_the_token(tmp_path):
     for f in path.iterdir():
         assert "tok-not-saved-123" not in f.read_text()
     meta = json.loads((path / "meta.json").read_text())
-    assert meta["options"]["count"] == 2 and meta["options"]["token_set"] is True
+    assert meta["options"]["count"] == 2 and meta["options"]["token"] == "***"
     saved = load_run(path)
     pd.testing.assert_frame_equal(saved.summary(), run.phases(), check_dtype=False)
     assert saved.df["will_retry"].dtype == bool

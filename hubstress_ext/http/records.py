@@ -1,10 +1,11 @@
-"""Request records: the raw material every summary, chart and saved run is built from."""
+"""Request records: what the HTTP client writes for every attempt, and every summary, chart and
+saved run is built from."""
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -42,7 +43,7 @@ RECORD_COLUMNS = [f.name for f in dataclasses.fields(Record)]
 
 
 class RecordSink:
-    """Thread-safe append-only store of records with listeners for live front ends.
+    """Thread-safe append-only store of records.
 
     Appends come from the event loop; readers (a notebook display refreshing from another
     thread) take snapshots, so a lock keeps the list consistent for both.
@@ -51,16 +52,10 @@ class RecordSink:
     def __init__(self) -> None:
         self._records: list[Record] = []
         self._lock = threading.Lock()
-        self._listeners: list[Callable[[Record], None]] = []
 
     def add(self, record: Record) -> None:
         with self._lock:
             self._records.append(record)
-        for listener in self._listeners:
-            listener(record)
-
-    def subscribe(self, listener: Callable[[Record], None]) -> None:
-        self._listeners.append(listener)
 
     def snapshot(self) -> list[Record]:
         with self._lock:

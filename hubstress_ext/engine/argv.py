@@ -1,0 +1,154 @@
+"""CLI-style arguments for the scenarios, generated from the registry and the option specs.
+
+Two front ends read command lines: the ``hubstress`` CLI and the ``%hubstress`` line magic;
+both build their parsers here, so a scenario's flags are declared once (its options class).
+Hub options may come before the scenario, as in the original script
+(``hubstress -c 5 stress-test`` is ``hubstress stress-test -c 5``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from hubstress_ext.engine import registry
+from hubstress_ext.engine.spec import UNSET, Opt, options_of
+from hubstress_ext.errors import OptionError
+
+HELP_DEFAULTS_HIDDEN = (None, False, "", {})
+
+
+class RaisingParser(argparse.ArgumentParser):
+    """A parser for notebook front ends: errors raise OptionError instead of exiting."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise OptionError(message)
+
+
+def _typed(opt: Opt):
+    """argparse's ``type=``: the option's own parser, its error shown as argparse's message."""
+
+    def parse(text: str) -> Any:
+        try:
+            return opt.parse(text)
+        except OptionError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def help_text(opt: Opt) -> str:
+    text = opt.spec.help
+    if opt.default not in HELP_DEFAULTS_HIDDEN:
+        default = ",".join(map(str, opt.default)) if isinstance(opt.default, list) else opt.default
+        text += f" (default {default})"
+    if opt.spec.env:
+        text += f" (env {opt.spec.env})"
+    return text.replace("%", "%%")
+
+
+def add_options(parser: argparse.ArgumentParser, options_type: type, names: set[str] | None = None) -> None:
+    """One argument per declared option. Defaults are left out of the namespace (SUPPRESS):
+    only what was given is passed on, and the options class supplies the rest."""
+    for opt in options_of(options_type):
+        if names is not None and opt.name not in names:
+            continue
+        if opt.spec.positional:
+            parser.add_argument(opt.name, type=_typed(opt), help=help_text(opt))
+            continue
+        kw: dict[str, Any] = {"dest": opt.name, "default": argparse.SUPPRESS, "help": help_text(opt)}
+        if opt.kind is bool:
+            kw["action"] = "store_true"
+        else:
+            kw["type"] = _typed(opt)
+            kw["metavar"] = opt.spec.metavar or _metavar(opt)
+            if opt.spec.choices:
+                kw["metavar"] = "{" + ",".join(map(str, opt.spec.choices)) + "}"
+            if opt.spec.bare is not UNSET:  # --log-to-file alone: a temp file
+                kw["nargs"], kw["const"] = "?", opt.spec.bare
+        parser.add_argument(*opt.spec.flags, opt.flag, **kw)
+
+
+def _unset() -> Any:
+    from hubstress_ext.engine.spec import _UNSET
+
+    return _UNSET
+
+
+def _metavar(opt: Opt) -> str:
+    if opt.kind is int:
+        return "N"
+    if opt.kind is float:
+        return "SECONDS" if opt.spec.unit == "seconds" else "NUMBER"
+    return opt.name.upper()
+
+
+def hub_scenarios() -> list[str]:
+    """Scenarios whose runs target a hub: their options are also accepted before the name."""
+    from hubstress_ext.engine.options import HubOptions
+
+    return [n for n in registry.names() if issubclass(registry.scenario(n).options_type, HubOptions)]
+
+
+def global_options_type() -> list[type]:
+    return [registry.scenario(n).options_type for n in hub_scenarios()]
+
+
+def add_global_options(parser: argparse.ArgumentParser) -> None:
+    """Every hub scenario's options at the top level (each name once)."""
+    seen: set[str] = set()
+    for options_type in global_options_type():
+        fresh = {o.name for o in options_of(options_type)} - seen
+        add_options(parser, options_type, fresh)
+        seen |= fresh
+
+
+def add_scenario_parsers(subs: argparse._SubParsersAction) -> None:
+    for name in registry.names():
+        cls = registry.scenario(name)
+        p = subs.add_parser(name, help=(cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else None)
+        add_options(p, cls.options_type)
+        p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def scenario_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given for the chosen scenario; one given before it that it lacks is an error."""
+    name = args.command
+    known = {o.name for o in options_of(registry.scenario(name).options_type)}
+    values = {k: v for k, v in vars(args).items() if k not in ("command", "json")}
+    stray = sorted(set(values) - known)
+    if stray:
+        flag = next(o.flag for t in global_options_type() for o in options_of(t) if o.name == stray[0])
+        raise OptionError(f"{flag} is not an option of {name}")
+    return values
+
+
+_parsers: dict[tuple[str, ...], argparse.ArgumentParser] = {}
+
+
+def scenario_parser() -> argparse.ArgumentParser:
+    """The scenarios' parser for notebook front ends (raising; built once per set of scenarios)."""
+    key = tuple(registry.names())
+    if key not in _parsers:
+        parser = RaisingParser(prog="%hubstress", description="Run a hubstress scenario.")
+        add_global_options(parser)
+        subs = parser.add_subparsers(dest="command", metavar="SCENARIO", parser_class=RaisingParser)
+        add_scenario_parsers(subs)
+        _parsers.clear()
+        _parsers[key] = parser
+    return _parsers[key]
+
+
+def parse_scenario_argv(argv: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """``["stress-test", "--count", "5"]`` -> ("stress-test", {"count": 5}).
+
+    No scenario named (``--count 100`` alone) means a spawn storm. Raises OptionError with one
+    readable line; ``-h`` prints the help and raises SystemExit, as argparse does.
+    """
+    argv = list(argv)
+    if not argv or argv[0].startswith("-"):
+        argv = [registry.DEFAULT_SCENARIO, *argv]
+    registry.scenario(argv[0])  # an unknown name: one line listing the known ones
+    args = scenario_parser().parse_args(argv)
+    return args.command, scenario_values(args)
