@@ -303,3 +303,16 @@ async def test_prometheus_collector_exports_counts_and_buckets():
     assert 'hubstress_batch_size_bucket{le="2"} 3.0' in text
     assert "hubstress_batch_size_sum 5.0" in text
     assert "hubstress_batch_queue_wait_seconds_count 5.0" in text
+
+
+def test_the_batcher_defaults_are_the_declared_settings():
+    """The traitlets class (batching/config.py) is the declaration the extension and serve
+    read; the batcher's own dataclass defaults must agree with it."""
+    import dataclasses
+
+    from hubstress_ext.batching.config import HubstressBatching
+
+    declared = HubstressBatching()
+    for f in dataclasses.fields(BatchSettings):
+        assert getattr(declared, f.name) == f.default, f.name
+    assert declared.settings() == BatchSettings()
