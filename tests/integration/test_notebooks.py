@@ -21,7 +21,7 @@ def test_the_notebooks_are_there():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_top_to_bottom(path, tmp_path):
+def test_notebook_runs_top_to_bottom(path, tmp_path, capfd):
     nb = nbformat.read(path, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks unexecuted"
     client = NotebookClient(
@@ -34,3 +34,6 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert images, "its charts are plain images too"
+    # the kernel (and the live chart's helper process) write to this process's stderr: its
+    # shutdown must not print a helper's KeyboardInterrupt traceback
+    assert "Traceback" not in capfd.readouterr().err
