@@ -33,6 +33,18 @@ def normalize_endpoint(endpoint: str) -> str:
     return url
 
 
+def timed_run_duration() -> Any:
+    """The ``--duration`` of a run bounded in time or in requests (activity, bench)."""
+    return option(
+        None,
+        "seconds to run (default 10 unless --requests is given)",
+        low=0,
+        above=True,
+        unit="seconds",
+        panel=True,
+    )
+
+
 @dataclass
 class Options:
     """The behaviour every options class shares: environment, checks, a public view."""
@@ -201,14 +213,7 @@ class StressOptions(UserLoadOptions):
 @dataclass
 class ActivityOptions(UserLoadOptions):
     workers: int = option(10, "concurrent activity senders", low=1)
-    duration: float | None = option(
-        None,
-        "seconds to run (default 10 unless --requests is given)",
-        low=0,
-        above=True,
-        unit="seconds",
-        panel=True,
-    )
+    duration: float | None = timed_run_duration()
     requests: int | None = option(None, "stop after this many activity posts", low=1)
     probe_interval: float = option(0.1, "seconds between latency probes", low=0, above=True, unit="seconds")
 

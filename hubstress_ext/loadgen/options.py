@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from hubstress_ext.engine.options import RunOptions
+from hubstress_ext.engine.options import RunOptions, timed_run_duration
 from hubstress_ext.engine.spec import option, parse_int_list
 from hubstress_ext.errors import OptionError
 from hubstress_ext.loadgen.body import parse_template
@@ -66,14 +66,7 @@ class LoadOptions(EndpointOptions):
     """What one load (a bench, or one sweep cell) needs."""
 
     workers: int = option(64, "closed loop: concurrent workers", low=1, panel=True)
-    duration: float | None = option(
-        None,
-        "seconds to run (default 10 unless --requests is given)",
-        low=0,
-        above=True,
-        unit="seconds",
-        panel=True,
-    )
+    duration: float | None = timed_run_duration()
     requests: int | None = option(None, "stop after this many requests", low=1)
     rate: float | None = option(
         None, "open loop: schedule this many requests per second", low=0, above=True, panel=True
