@@ -40,6 +40,10 @@ class EndpointOptions(RunOptions):
         None, "Jupyter server token; never printed", env=ENV_SERVER_TOKEN, secret=True, panel=True
     )
 
+    def __post_init__(self) -> None:
+        if isinstance(self.method, str):
+            self.method = self.method.upper()  # --method get is GET
+
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"token {self.token}"} if self.token else {}
 
@@ -53,7 +57,6 @@ class EndpointOptions(RunOptions):
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:
             raise OptionError(f"URL has an invalid port: {self.url!r}") from None
-        self.method = self.method.upper()
         if isinstance(self.template, str):
             try:
                 self.template = parse_template(self.template)

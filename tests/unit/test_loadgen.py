@@ -68,6 +68,11 @@ def test_load_options_errors_name_the_option(kw, message):
         LoadOptions(**{"url": "http://127.0.0.1:1/x", **kw}).resolve()
 
 
+def test_the_method_is_case_insensitive():
+    assert LoadOptions(url="http://127.0.0.1:1/x", method="get").resolve().method == "GET"
+    assert SweepOptions(url="http://127.0.0.1:1/x", method="patch").resolve().cell(1).method == "PATCH"
+
+
 def test_load_options_defaults_and_token(monkeypatch):
     monkeypatch.setenv("JUPYTER_TOKEN", "sekrit")
     opts = LoadOptions(url="http://127.0.0.1:1/x").resolve()
