@@ -104,7 +104,12 @@ class Prediction:
     drain_s: float  # until everything queued now is done
 
 
+def start_delay(age_s: float, busy_left_s: float, ahead: int, cap: int, per_batch_s: float) -> float:
+    """Until an arrival's batch starts: its age, the running batch, the full batches ahead."""
+    return age_s + busy_left_s + (ahead // cap) * per_batch_s
+
+
 def predict(age_s: float, busy_left_s: float, ahead: int, cap: int, per_batch_s: float) -> Prediction:
-    delay = age_s + busy_left_s + (ahead // cap) * per_batch_s
+    delay = start_delay(age_s, busy_left_s, ahead, cap, per_batch_s)
     drain = busy_left_s + math.ceil(ahead / cap) * per_batch_s
     return Prediction(delay, delay + per_batch_s, drain)

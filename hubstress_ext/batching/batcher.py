@@ -32,7 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from hubstress_ext.batching.admission import ADMIT_SHARE, BatchCap, Refused, ServiceTime, predict
+from hubstress_ext.batching.admission import (
+    ADMIT_SHARE,
+    BatchCap,
+    Refused,
+    ServiceTime,
+    predict,
+    start_delay,
+)
 from hubstress_ext.batching.metrics import BatchHistograms
 from hubstress_ext.errors import HubstressError
 from hubstress_ext.results.summary import percentiles
@@ -276,9 +283,7 @@ class Batcher:
         if self._closed or depth >= self.settings.max_queue:
             return self._refused(now, age_s, deadline_s, depth, check=False)
         per_batch = self._service.per_batch
-        delay = age_s + self._busy_left(now, per_batch)
-        if depth:
-            delay += (depth // self.batch_cap) * per_batch
+        delay = start_delay(age_s, self._busy_left(now, per_batch), depth, self.batch_cap, per_batch)
         if self._too_late(delay, per_batch, deadline_s):
             return self._refused(now, age_s, deadline_s, depth)
         return None

@@ -3,7 +3,8 @@
 The Jupyter server extension reads them from Jupyter's config (``c.HubstressBatching.batch_size
 = 8``); ``hubstress serve`` makes one flag per setting from the same declarations
 (:func:`add_flags`), with the same defaults and help, and builds the same objects from them
-(:meth:`HubstressBatching.settings`, :meth:`HubstressBatching.limits`).
+(:meth:`HubstressBatching.settings`, :meth:`HubstressBatching.limits`). The default values
+are those of the objects they build (``BatchSettings``, ``HttpLimits``), written there once.
 """
 
 from __future__ import annotations
@@ -26,29 +27,43 @@ class HubstressBatching(Configurable):
     model = Unicode(
         "echo", config=True, help="Built-in model (echo, echo-async, mlp, device-sim) or 'module:function'."
     )
-    batch_size = Integer(5, config=True, help="Dispatch a batch when this many items are queued.")
-    max_wait_ms = Float(
-        20.0, config=True, help="...or when the oldest item has waited this long; 0 = greedy."
+    batch_size = Integer(
+        BatchSettings.batch_size, config=True, help="Dispatch a batch when this many items are queued."
     )
-    max_queue = Integer(1000, config=True, help="Refuse beyond this many queued items.")
+    max_wait_ms = Float(
+        BatchSettings.max_wait_ms,
+        config=True,
+        help="...or when the oldest item has waited this long; 0 = greedy.",
+    )
+    max_queue = Integer(BatchSettings.max_queue, config=True, help="Refuse beyond this many queued items.")
     deadline_ms = Float(
-        30000.0,
+        BatchSettings.deadline_ms,
         config=True,
         help="Per-request deadline (clients may shorten it); 504 when it expires queued.",
     )
     max_delay_ms = Float(
-        1000.0, config=True, help="Refuse an arrival whose predicted wait for its batch is longer; 0 = off."
+        BatchSettings.max_delay_ms,
+        config=True,
+        help="Refuse an arrival whose predicted wait for its batch is longer; 0 = off.",
     )
     latency_slo_ms = Float(
-        0.0, config=True, help="Adaptive mode: batch size chosen for throughput with p99 under this; 0 = off."
+        BatchSettings.latency_slo_ms,
+        config=True,
+        help="Adaptive mode: batch size chosen for throughput with p99 under this; 0 = off.",
     )
-    refuse_status = Enum([503, 429], 503, config=True, help="Status of a refusal, with Retry-After.")
-    max_body_bytes = Integer(64 * 1024, config=True, help="Larger bodies get 413.")
+    refuse_status = Enum(
+        [503, 429], BatchSettings.refuse_status, config=True, help="Status of a refusal, with Retry-After."
+    )
+    max_body_bytes = Integer(HttpLimits.max_body_bytes, config=True, help="Larger bodies get 413.")
     header_timeout = Float(
-        30.0, config=True, help=f"Close a connection whose request headers take longer (s) {_SERVE_ONLY}."
+        HttpLimits.header_timeout_s,
+        config=True,
+        help=f"Close a connection whose request headers take longer (s) {_SERVE_ONLY}.",
     )
     body_timeout = Float(
-        30.0, config=True, help=f"Close a connection whose request body takes longer (s) {_SERVE_ONLY}."
+        HttpLimits.body_timeout_s,
+        config=True,
+        help=f"Close a connection whose request body takes longer (s) {_SERVE_ONLY}.",
     )
 
     def settings(self) -> BatchSettings:

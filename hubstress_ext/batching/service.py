@@ -10,10 +10,11 @@ from typing import Any
 import psutil
 
 from hubstress_ext.batching.batcher import Batcher, BatchSettings
+from hubstress_ext.batching.limits import HttpLimits
 from hubstress_ext.batching.metrics import collector
 from hubstress_ext.batching.models import load_model
 
-DEFAULT_MAX_BODY = 64 * 1024
+DEFAULT_MAX_BODY = HttpLimits.max_body_bytes
 
 
 class BatchingService:

@@ -84,21 +84,18 @@ def _metavar(opt: Opt) -> str:
     return opt.name.upper()
 
 
-def hub_scenarios() -> list[str]:
-    """Scenarios whose runs target a hub: their options are also accepted before the name."""
+def hub_options_types() -> list[type]:
+    """The options of scenarios that target a hub: also accepted before the scenario's name."""
     from hubstress_ext.engine.options import HubOptions
 
-    return [n for n in registry.names() if issubclass(registry.scenario(n).options_type, HubOptions)]
-
-
-def global_options_type() -> list[type]:
-    return [registry.scenario(n).options_type for n in hub_scenarios()]
+    types = (registry.scenario(n).options_type for n in registry.names())
+    return [t for t in types if issubclass(t, HubOptions)]
 
 
 def add_global_options(parser: argparse.ArgumentParser) -> None:
     """Every hub scenario's options at the top level (each name once)."""
     seen: set[str] = set()
-    for options_type in global_options_type():
+    for options_type in hub_options_types():
         fresh = {o.name for o in options_of(options_type)} - seen
         add_options(parser, options_type, fresh)
         seen |= fresh
@@ -119,7 +116,7 @@ def scenario_values(args: argparse.Namespace) -> dict[str, Any]:
     values = {k: v for k, v in vars(args).items() if k not in ("command", "json")}
     stray = sorted(set(values) - known)
     if stray:
-        flag = next(o.flag for t in global_options_type() for o in options_of(t) if o.name == stray[0])
+        flag = next(o.flag for t in hub_options_types() for o in options_of(t) if o.name == stray[0])
         raise OptionError(f"{flag} is not an option of {name}")
     return values
 

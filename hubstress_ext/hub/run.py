@@ -64,13 +64,13 @@ class HubRun(Run):
 
     @property
     def keep(self) -> bool:
-        """Leave what the run created (scenarios that create users have the option; purge not)."""
-        return bool(getattr(self.options, "keep", False))
+        """Leave what the run created (``UserScenario``: its ``keep`` option; purge keeps nothing)."""
+        return False
 
     @property
     def scrape_every(self) -> float:
-        """Seconds between scrapes of the hub's metrics; 0 = off (purge never scrapes)."""
-        return float(getattr(self.options, "scrape_metrics", 0.0))
+        """Seconds between scrapes of the hub's metrics; 0 = off (``UserScenario``: its option)."""
+        return 0.0
 
     # -- what a scenario implements --------------------------------------------------------
 

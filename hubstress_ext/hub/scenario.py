@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hubstress_ext.engine.options import HubOptions
+from hubstress_ext.engine.options import UserLoadOptions
 from hubstress_ext.hub.api import HubAPI
 from hubstress_ext.hub.names import name_stream, next_free_index
 from hubstress_ext.hub.run import HubRun
@@ -12,9 +12,19 @@ SETTLE_TIMEOUT = 5.0  # how long teardown waits for a create request already sen
 
 
 class UserScenario(HubRun):
-    def __init__(self, options: HubOptions) -> None:
+    options: UserLoadOptions
+
+    def __init__(self, options: UserLoadOptions) -> None:
         super().__init__(options)
         self.creation: UserCreation | None = None
+
+    @property
+    def keep(self) -> bool:
+        return self.options.keep
+
+    @property
+    def scrape_every(self) -> float:
+        return self.options.scrape_metrics
 
     @property
     def created(self) -> list[str]:

@@ -92,6 +92,16 @@ class LoadRun(Run):
         if self._stops:
             load.stop()
 
+    def report(self) -> str:
+        lines = ["", f"hubstress {self.scenario}: {self.status} against {self.options.url}"]
+        if self.error:
+            lines.append(f"error: {self.error}")
+        return "\n".join(lines + self.report_body())
+
+    def report_body(self) -> list[str]:
+        """The figures below the report's status line."""
+        return []
+
     def on_stop(self) -> None:
         if self.load is not None:
             self.load.stop()
@@ -202,11 +212,8 @@ class BenchRun(LoadRun):
         stats = dict(self.stats or bench_stats(self.df, self._elapsed()))
         return pd.DataFrame([stats])
 
-    def timeline(self, bin_s: float = 1.0, complete_only: bool = False) -> pd.DataFrame:
-        """Per ``bin_s``: QPS and latency. ``complete_only`` leaves out the last bin, which is
-        still filling while a run goes (drawn, it looks like a collapse of QPS)."""
-        frame = timeline(self.df, bin_s)
-        return frame.iloc[:-1] if complete_only and len(frame) else frame
+    def timeline(self, bin_s: float = 1.0) -> pd.DataFrame:
+        return timeline(self.df, bin_s)
 
     def _elapsed(self) -> float:
         end = self.finished_at or time.time()
@@ -216,17 +223,12 @@ class BenchRun(LoadRun):
         return self.status == "finished" and bool(self.stats.get("ok"))
 
     def chart_data(self) -> pd.DataFrame:
-        return self.timeline(complete_only=not self.done)
+        return self.timeline()
 
     figure = staticmethod(charts.bench_figure)
 
-    def report(self) -> str:
-        lines = ["", f"hubstress {self.scenario}: {self.status} against {self.options.url}"]
-        if self.error:
-            lines.append(f"error: {self.error}")
-        if self.stats:
-            lines += report.bench_lines(self.stats)
-        return "\n".join(lines)
+    def report_body(self) -> list[str]:
+        return report.bench_lines(self.stats) if self.stats else []
 
     def report_json(self) -> dict[str, Any]:
         return {**super().report_json(), **self.stats}

@@ -179,12 +179,8 @@ class SweepRun(LoadRun):
 
     figure = staticmethod(charts.sweep_figure)
 
-    def report(self) -> str:
-        lines = ["", f"hubstress {self.scenario}: {self.status} against {self.options.url}"]
-        if self.error:
-            lines.append(f"error: {self.error}")
-        lines += report.sweep_lines(self.summary(), self.best(), self.options.max_p99_ms)
-        return "\n".join(lines)
+    def report_body(self) -> list[str]:
+        return report.sweep_lines(self.summary(), self.best(), self.options.max_p99_ms)
 
     def report_json(self) -> dict[str, Any]:
         cells = json.loads(self.df.to_json(orient="records"))

@@ -76,7 +76,7 @@ def cell_values(
                 f"line {number}: unknown option {key!r} for {name}; known: {', '.join(sorted(options))}"
             )
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            typed: Any = opt.parse(value[1:-1]) if opt.kind is not str else value[1:-1]
+            typed: Any = _parsed(opt, value[1:-1], number, key)
         elif value.startswith("$"):
             var = value[1:]
             if var not in namespace:

@@ -159,7 +159,6 @@ class Panel:
     def _in_form_words(self, message: str) -> str:
         """Name the form's fields where the message names CLI flags: '--count' -> 'count'."""
         labels = {o.flag: o.label for o in self._opts()}
-        labels["--sandbox"] = labels.get("--sandbox", "sandbox hub")
         return _FLAG.sub(lambda m: f"'{labels[m.group()]}'" if m.group() in labels else m.group(), message)
 
     def wait(self, timeout: float | None = None) -> bool:
