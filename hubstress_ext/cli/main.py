@@ -221,7 +221,12 @@ def _sandbox(args: argparse.Namespace) -> int:
     values = {k: v for k, v in vars(args).items() if k != "command"}
     opts = build(SandboxCommandOptions, values).resolve()
     setup_logging(False, None, [])
-    sandbox = Sandbox(opts.sandbox_spawner, concurrent_spawn_limit=opts.sandbox_spawn_limit, port=opts.port)
+    sandbox = Sandbox(
+        opts.sandbox_spawner,
+        concurrent_spawn_limit=opts.sandbox_spawn_limit,
+        sim_exec_time=opts.sim_exec_time,
+        port=opts.port,
+    )
     stop = asyncio.Event()
 
     async def serve() -> None:

@@ -96,6 +96,9 @@ class SandboxOptions(Options):
     sandbox_spawn_limit: int = option(
         100, "the sandbox hub's concurrent_spawn_limit", flag="--spawn-limit", low=0
     )
+    sim_exec_time: float = option(
+        0.05, "simulated servers: seconds a kernel takes to run a cell", low=0, unit="seconds"
+    )
 
 
 @dataclass
@@ -182,12 +185,11 @@ class UserLoadOptions(HubOptions):
 
 
 @dataclass
-class StressOptions(UserLoadOptions):
+class ServerOptions(UserLoadOptions):
+    """Scenarios that start their users' servers (a spawn storm, a class of students)."""
+
     profile: str | None = option(
         None, "profile name sent as the spawn's user options ({'profile': NAME})", flags=("-p",)
-    )
-    ramp: float = option(
-        0.0, "spread spawn requests evenly over SECONDS (0: burst)", low=0, unit="seconds", metavar="SECONDS"
     )
     server_name: str = option("", "start a named server instead of the default")
     user_options: dict[str, Any] = option(
@@ -208,6 +210,13 @@ class StressOptions(UserLoadOptions):
         if self.profile:
             opts["profile"] = self.profile
         return opts
+
+
+@dataclass
+class StressOptions(ServerOptions):
+    ramp: float = option(
+        0.0, "spread spawn requests evenly over SECONDS (0: burst)", low=0, unit="seconds", metavar="SECONDS"
+    )
 
 
 @dataclass

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 BUILT_IN: dict[str, str] = {
     "stress-test": "hubstress_ext.hub.stress:StressTestRun",
     "activity-stress-test": "hubstress_ext.hub.activity:ActivityStressRun",
+    "session-test": "hubstress_ext.hub.sessions:SessionRun",
     "purge": "hubstress_ext.hub.purge:PurgeRun",
     "bench": "hubstress_ext.loadgen.run:BenchRun",
     "sweep": "hubstress_ext.loadgen.sweep:SweepRun",

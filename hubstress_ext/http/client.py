@@ -80,6 +80,7 @@ class HttpClient:
         deadline: Deadline | None = None,
         dry_run: Responder | None = None,
         plan_printer: Callable[[str], None] = print,
+        cookies: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
@@ -90,6 +91,8 @@ class HttpClient:
         self._dry_run = dry_run
         self._plan_printer = plan_printer
         self._session: aiohttp.ClientSession | None = None
+        self._cookies = cookies  # keep cookies (a browser-style login), loopback included
+        self.headers: dict[str, str] = {}  # sent with every request (e.g. X-XSRFToken after a login)
         self.observer: Observer | None = None
         # set (to a reason) once the target is known to be gone: requests then fail at once,
         # unsent and unrecorded, instead of retrying into a dead server
@@ -106,8 +109,9 @@ class HttpClient:
                 headers["Authorization"] = f"token {self._token}"
             # limit=0: concurrency is governed by the scenarios (batch size, workers), not a pool
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            jar = aiohttp.CookieJar(unsafe=True) if self._cookies else aiohttp.DummyCookieJar()
             self._session = aiohttp.ClientSession(
-                headers=headers, connector=connector, raise_for_status=False
+                headers=headers, connector=connector, raise_for_status=False, cookie_jar=jar
             )
         return self
 
@@ -115,6 +119,21 @@ class HttpClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The open session (for what is not a plain request: a websocket)."""
+        assert self._session is not None, "use 'async with HttpClient(...)'"
+        return self._session
+
+    def cookie(self, name: str, path_prefix: str = "/") -> str | None:
+        """A cookie the server set (the newest with that name under ``path_prefix``)."""
+        if self._session is None:
+            return None
+        found = [
+            c.value for c in self._session.cookie_jar if c.key == name and c["path"].startswith(path_prefix)
+        ]
+        return found[-1] if found else None
 
     def url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):  # outside the API, e.g. the hub's /hub/metrics
@@ -131,8 +150,10 @@ class HttpClient:
         *,
         user: str | None = None,
         json: Any = None,
+        data: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
         timeout: float | None = None,
+        allow_redirects: bool = True,
         retry: bool = True,
         retry_errors: bool = True,
         attempts: int | None = None,
@@ -159,7 +180,16 @@ class HttpClient:
                 return Response(status=None, error=self.unreachable, attempts=attempt_no)
             attempt_no += 1
             record, response = await self._send(
-                op, method, path, user, json, params, timeout, connect_timeout
+                op,
+                method,
+                path,
+                user,
+                json,
+                params,
+                timeout,
+                connect_timeout,
+                data=data,
+                allow_redirects=allow_redirects,
             )
             record.attempt = attempt_no
             record.expected = response.status in expect
@@ -220,6 +250,9 @@ class HttpClient:
         params: dict[str, str] | None,
         timeout: float | None,
         connect_timeout: float | None = None,
+        *,
+        data: dict[str, str] | None = None,
+        allow_redirects: bool = True,
     ) -> tuple[Record, Response]:
         assert self._session is not None, "use 'async with HttpClient(...)'"
         limit = min(timeout or self.request_timeout, max(self.deadline.remaining(), 0.01))
@@ -233,7 +266,10 @@ class HttpClient:
                 method,
                 self.url(path),
                 json=json,
+                data=data,
                 params=params,
+                headers=self.headers or None,
+                allow_redirects=allow_redirects,
                 timeout=aiohttp.ClientTimeout(total=limit, sock_connect=connect_timeout),
             ) as resp:
                 status = resp.status

@@ -116,6 +116,16 @@ class HubAPI:
                 return users
             offset += len(page)
 
+    async def create_token(
+        self, name: str, expires_in: int, note: str = "hubstress session-test"
+    ) -> Response:
+        """A token for ``name`` with the user's own permissions (needs the ``tokens`` scope).
+
+        The token is in the response body only: never in a record, a log line or an error.
+        """
+        body = {"note": note, "expires_in": expires_in}
+        return await self.client.request("token", "POST", f"/users/{_u(name)}/tokens", user=name, json=body)
+
     async def post_activity(self, name: str) -> Response:
         stamp = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
         return await self.client.request(

@@ -232,7 +232,11 @@ class HubRun(Run):
             return
         from hubstress_ext.sandbox.hub import Sandbox
 
-        sandbox = Sandbox(opts.sandbox_spawner, concurrent_spawn_limit=opts.sandbox_spawn_limit)
+        sandbox = Sandbox(
+            opts.sandbox_spawner,
+            concurrent_spawn_limit=opts.sandbox_spawn_limit,
+            sim_exec_time=opts.sim_exec_time,
+        )
         self._sandbox = sandbox
         async with sandbox:
             self.meta["sandbox"] = sandbox.describe()

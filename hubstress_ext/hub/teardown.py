@@ -160,19 +160,9 @@ async def delete_users(
     deleted: list[str] = []
 
     async def delete(name: str) -> None:
-        resp = await api.delete_user(name)
-        give_up = time.monotonic() + STOPPING_WAIT_S
-        # a server still stopping (a stop asked for earlier, e.g. by a run interrupted twice)
-        # makes the hub refuse the delete with a 400 "please wait": wait for it, bounded
-        while resp.status == 400 and "stopping" in resp.reason() and time.monotonic() < give_up:
-            await asyncio.sleep(STOPPING_POLL_S)
-            resp = await api.delete_user(name)
-        ok = resp.ok or resp.status == 404
+        ok = await delete_user(api, name, users)
         if ok:
-            users[name].deleted = time.time()
             deleted.append(name)
-        else:
-            log.warning("deleting %s failed: %s", name, resp.reason())
         progress.advance("delete", failed=not ok)
 
     await gather_limited(batch_size, [lambda n=n: delete(n) for n in names])
@@ -184,3 +174,45 @@ async def delete_users(
 def _common_prefix(names: set[str]) -> str | None:
     prefix = os.path.commonprefix(sorted(names)) if names else ""
     return prefix or None
+
+
+async def delete_user(api: HubAPI, name: str, users: LifecycleTable) -> bool:
+    """Delete one of our users; True when it is gone."""
+    resp = await api.delete_user(name)
+    give_up = time.monotonic() + STOPPING_WAIT_S
+    # a server still stopping (a stop asked for earlier, e.g. by a run interrupted twice)
+    # makes the hub refuse the delete with a 400 "please wait": wait for it, bounded
+    while resp.status == 400 and "stopping" in resp.reason() and time.monotonic() < give_up:
+        await asyncio.sleep(STOPPING_POLL_S)
+        resp = await api.delete_user(name)
+    ok = resp.ok or resp.status == 404
+    if ok:
+        users[name].deleted = time.time()
+    else:
+        log.warning("deleting %s failed: %s", name, resp.reason())
+    return ok
+
+
+async def stop_server(
+    api: HubAPI, name: str, users: LifecycleTable, timeout: float, server: str = ""
+) -> bool:
+    """Stop one user's server and wait (bounded) until the hub says it is gone."""
+    row = users[name]
+    row.stop_requested = time.time()
+    resp = await api.stop_server(name, server)
+    if resp.status != 202:
+        if resp.ok or resp.status == 404:
+            row.stopped = time.time()
+            return True
+        row.reason = row.reason or f"stop failed: {resp.reason()}"
+        return False
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + min(timeout, api.client.deadline.remaining())
+    while loop.time() < give_up:
+        await asyncio.sleep(STOP_POLL_INTERVAL)
+        answer = await api.get_user(name, op="stop_poll")
+        if answer.status == 404 or (answer.ok and server not in ((answer.json() or {}).get("servers") or {})):
+            row.stopped = time.time()
+            return True
+    row.reason = row.reason or f"server did not stop within {timeout:.0f}s"
+    return False

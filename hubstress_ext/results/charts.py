@@ -100,6 +100,25 @@ def activity_figure(df: pd.DataFrame):
     return fig
 
 
+def sessions_figure(data: dict[str, pd.DataFrame]):
+    """Active sessions over the class, and execute latency (p50, p99) as it went on."""
+    active, execute = data.get("active"), data.get("execute")
+    if active is None or active.empty:
+        return None
+    fig = _figure(9, 3)
+    left, right = fig.subplots(1, 2)
+    left.step(active["t"], active["active"], where="post", color="C0")
+    left.set(xlabel="seconds since the first arrival", ylabel="sessions", title="active sessions")
+    left.set_ylim(bottom=0)
+    if execute is not None and not execute.empty:
+        right.plot(execute["t"], execute["p50_ms"], "-o", markersize=3, color="C1", label="p50")
+        right.plot(execute["t"], execute["p99_ms"], "-o", markersize=3, color="C3", label="p99")
+        right.legend(loc="upper right", frameon=False, fontsize=8)
+    right.set(xlabel="seconds since the first execute", ylabel="ms", title="execute latency")
+    right.set_ylim(bottom=0)
+    return fig
+
+
 def bench_figure(timeline: pd.DataFrame):
     """QPS and latency per second."""
     if timeline.empty:

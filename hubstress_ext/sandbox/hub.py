@@ -50,6 +50,7 @@ class Sandbox:
         concurrent_spawn_limit: int = 100,
         throttle_retry: tuple[float, float] = (2, 5),
         sim_delay: tuple[float, float] | None = None,
+        sim_exec_time: float = 0.05,
         slow_spawn_timeout: float = 10.0,
         port: int | None = None,
         log_level: str = "INFO",
@@ -60,6 +61,7 @@ class Sandbox:
         self.concurrent_spawn_limit = concurrent_spawn_limit
         self.throttle_retry = throttle_retry
         self.sim_delay = sim_delay
+        self.sim_exec_time = sim_exec_time
         self.slow_spawn_timeout = slow_spawn_timeout
         self.port = port or free_port()
         self.log_level = log_level
@@ -95,10 +97,11 @@ class Sandbox:
     def start(self) -> Sandbox:
         self.workdir = Path(tempfile.mkdtemp(prefix="hubstress-sandbox-"))
         env = dict(os.environ)
+        hub_port = free_port()
         env.update(
             HUBSTRESS_SANDBOX_DIR=str(self.workdir),
             HUBSTRESS_SANDBOX_PORT=str(self.port),
-            HUBSTRESS_SANDBOX_HUB_PORT=str(free_port()),
+            HUBSTRESS_SANDBOX_HUB_PORT=str(hub_port),
             HUBSTRESS_SANDBOX_PROXY_API_PORT=str(free_port()),
             HUBSTRESS_SANDBOX_TOKEN=self.token,
             HUBSTRESS_SANDBOX_SPAWNER=self.spawner,
@@ -113,6 +116,7 @@ class Sandbox:
             if self.spawner == "sim":
                 sim_port = free_port()
                 env["HUBSTRESS_SIM_URL"] = f"http://127.0.0.1:{sim_port}"
+                env["HUBSTRESS_SIM_SECRET"] = secrets.token_hex(16)
                 if self.sim_delay is not None:
                     env["HUBSTRESS_SIM_DELAY"] = json.dumps(list(self.sim_delay))
                 self.simserver = self._spawn(
@@ -122,6 +126,10 @@ class Sandbox:
                         "hubstress_ext.sandbox.simserver",
                         "--port",
                         str(sim_port),
+                        "--hub-api",
+                        f"http://127.0.0.1:{hub_port}/hub/api",
+                        "--exec-time",
+                        str(self.sim_exec_time),
                     ],
                     env,
                     "simserver.log",

@@ -55,6 +55,7 @@ SCOPES = [
     "list:users",
     "list:groups",
     "access:servers",  # simulated sessions through the proxy
+    "tokens",  # session-test: a token per simulated student
     "read:metrics",  # scrape /hub/metrics during a run
 ]
 c.JupyterHub.services = [{"name": "hubstress", "api_token": token}]

@@ -12,11 +12,15 @@ cases an operator wants to see in a report: ``slow`` and ``fail``; ``slow-stop``
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 
 from jupyterhub.spawner import Spawner
+from tornado.httpclient import AsyncHTTPClient
 from traitlets import Dict, Float, Tuple, Unicode, default
+
+ENV_SECRET = "HUBSTRESS_SIM_SECRET"  # shared with the stand-in server (sandbox/simserver.py)
 
 
 class SimSpawner(Spawner):
@@ -64,8 +68,37 @@ class SimSpawner(Spawner):
             raise RuntimeError(spec["fail"])
         if not self.server_url:
             raise RuntimeError("SimSpawner.server_url is not set")
+        await self._register()
         self._running = True
         return self.server_url
+
+    async def _register(self) -> None:
+        """Give the stand-in this server's OAuth client, so a browser-style login works."""
+        env = self.get_env()
+        body = {
+            "user": self.user.name,
+            "client_id": env["JUPYTERHUB_CLIENT_ID"],
+            "client_secret": env["JUPYTERHUB_API_TOKEN"],
+            "callback": env["JUPYTERHUB_OAUTH_CALLBACK_URL"],
+            "hub_prefix": self.hub.base_url,
+        }
+        await AsyncHTTPClient().fetch(
+            self.server_url.rstrip("/") + "/_sim/servers",
+            method="POST",
+            body=json.dumps(body),
+            headers={"Authorization": f"secret {os.environ.get(ENV_SECRET, '')}"},
+        )
+
+    async def _unregister(self) -> None:
+        try:
+            await AsyncHTTPClient().fetch(
+                self.server_url.rstrip("/") + f"/_sim/servers?user={self.user.name}",
+                method="DELETE",
+                headers={"Authorization": f"secret {os.environ.get(ENV_SECRET, '')}"},
+                raise_error=False,
+            )
+        except OSError:
+            pass  # the stand-in is gone (the sandbox is stopping): nothing to forget
 
     async def poll(self) -> int | None:
         return None if self._running else 0
@@ -73,6 +106,8 @@ class SimSpawner(Spawner):
     async def stop(self, now: bool = False) -> None:
         lo, hi = (self._profile() or {}).get("stop_delay", self.stop_delay)
         await asyncio.sleep(random.uniform(lo, hi))
+        if self._running and self.server_url:
+            await self._unregister()
         self._running = False
 
     def get_state(self) -> dict:
