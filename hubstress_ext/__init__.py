@@ -48,3 +48,10 @@ def panel(**values: Any) -> Any:
     from hubstress_ext.notebook.panel import panel as make_panel
 
     return make_panel(**values)
+
+
+def run_from_file(path: Any, /, **overrides: Any) -> Any:
+    """A run (not started) of the scenario a TOML file describes; keyword values override it."""
+    from hubstress_ext.engine.scenario_file import run_from_file as _run_from_file
+
+    return _run_from_file(path, **overrides)

@@ -106,6 +106,13 @@ def add_scenario_parsers(subs: argparse._SubParsersAction) -> None:
         cls = registry.scenario(name)
         p = subs.add_parser(name, help=(cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else None)
         add_options(p, cls.options_type)
+        p.add_argument(
+            "--file",
+            dest="scenario_file",
+            metavar="TOML",
+            default=argparse.SUPPRESS,
+            help="read options from a TOML scenario file (flags given here win)",
+        )
         p.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
@@ -113,11 +120,16 @@ def scenario_values(args: argparse.Namespace) -> dict[str, Any]:
     """The options given for the chosen scenario; one given before it that it lacks is an error."""
     name = args.command
     known = {o.name for o in options_of(registry.scenario(name).options_type)}
-    values = {k: v for k, v in vars(args).items() if k not in ("command", "json")}
+    values = {k: v for k, v in vars(args).items() if k not in ("command", "json", "scenario_file")}
     stray = sorted(set(values) - known)
     if stray:
         flag = next(o.flag for t in hub_options_types() for o in options_of(t) if o.name == stray[0])
         raise OptionError(f"{flag} is not an option of {name}")
+    path = getattr(args, "scenario_file", None)
+    if path is not None:
+        from hubstress_ext.engine.scenario_file import file_values
+
+        values = {**file_values(path, name)[1], **values}  # what the command line says wins
     return values
 
 

@@ -83,7 +83,11 @@ class SessionOptions(ServerOptions):
     )
     wave_size: int = option(10, "batches: students arriving together", low=1)
     wave_every: float = option(
-        30.0, "batches: time between waves (s/m suffix)", parse=parse_duration("--wave-every"), low=0
+        30.0,
+        "batches: time between waves (s/m suffix)",
+        parse=parse_duration("--wave-every"),
+        low=0,
+        unit="seconds",
     )
     seed: int = option(0, "seed of the plan: arrivals, session lengths and think times")
     session: Span = option(

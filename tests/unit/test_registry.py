@@ -15,13 +15,14 @@ from hubstress_ext.cli.main import build_parser, main
 from hubstress_ext.engine import registry
 from hubstress_ext.engine.argv import scenario_values
 from hubstress_ext.engine.spec import build, options_of
+from hubstress_ext.hub.timing import Span
 from hubstress_ext.notebook.magics import cell_values
 from hubstress_ext.notebook.panel import Panel
 
 README = Path(__file__).parents[2] / "README.md"
 URL = "http://127.0.0.1:1/x"
 # the panel starts from the defaults except here, so that Start works with no hub of one's own
-PANEL_STARTS_ELSEWHERE = {"sandbox", "sandbox_spawner", "count", "batch_size"}
+PANEL_STARTS_ELSEWHERE = {"sandbox", "sandbox_spawner", "count", "batch_size", "session", "think"}
 
 
 def sample(opt):
@@ -38,6 +39,8 @@ def sample(opt):
         return '{"image": "x"}'
     if opt.kind is list:
         return "2,3"
+    if opt.kind is Span:
+        return "3-4"
     return "abc"
 
 
@@ -89,7 +92,7 @@ def test_every_scenario_has_help_and_its_own_options_only():
         assert cls.__doc__ and cls.scenario == name
         flags = {s for a in subs[name]._actions for s in a.option_strings}
         declared = {o.flag for o in options_of(cls.options_type) if not o.spec.positional}
-        assert flags - declared == {"-h", "--help", "--json"} | {
+        assert flags - declared == {"-h", "--help", "--json", "--file"} | {
             f for o in options_of(cls.options_type) for f in o.spec.flags
         }
     sandbox_flags = {s for a in subs["sandbox"]._actions for s in a.option_strings}
