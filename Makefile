@@ -36,6 +36,7 @@ test: $(STAMP) debian-chromium
 bench: $(STAMP) debian-wrk
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) benchmarks/spawn_storm.py
+	$(PY) benchmarks/sessions.py
 	$(PY) benchmarks/http_clients.py
 	$(PY) benchmarks/batching.py
 	$(PY) benchmarks/load_generators.py

@@ -17,7 +17,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "notebooks"
 
 def test_the_notebooks_are_there():
     names = {p.stem for p in NOTEBOOKS}
-    assert {"spawn-storm", "activity", "batching", "compare-runs"} <= names
+    assert {"spawn-storm", "activity", "batching", "compare-runs", "rehearse-a-class"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
