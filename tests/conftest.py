@@ -71,7 +71,13 @@ def clean_hub(hub_admin):
     give_up = time.monotonic() + 30
     while (left := hub_admin.group() or []) and time.monotonic() < give_up:
         for name in left:
-            hub_admin.call("DELETE", f"/users/{quote(name, safe='')}")
+            user = quote(name, safe="")
+            # the hub refuses to delete a user whose named server is active: stop those first
+            _, model = hub_admin.call("GET", f"/users/{user}")
+            for server in (model or {}).get("servers") or {}:
+                if server:
+                    hub_admin.call("DELETE", f"/users/{user}/servers/{quote(server, safe='')}")
+            hub_admin.call("DELETE", f"/users/{user}")
         time.sleep(0.2)
     hub_admin.call("DELETE", "/groups/hubstress")
 

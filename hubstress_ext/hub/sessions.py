@@ -201,6 +201,7 @@ class SessionRun(UserScenario):
             self.print_plan(opts.describe_plan())
             for student in self.plan:
                 self.print_plan(student.describe())
+        self.meta["plan"] = opts.describe_plan()
         self.public_url = api.hub_url.removesuffix("/hub")
         self.starter = ServerStarter(api, self.users, opts)
         names = await self.create_users(api)
@@ -410,8 +411,9 @@ class SessionRun(UserScenario):
     @classmethod
     def saved_report(cls, saved) -> str:  # noqa: ANN001
         sessions = saved.frames.get("sessions", pd.DataFrame())
-        extra = session_lines(saved.df, saved.users_df, sessions, "") if not sessions.empty else []
-        return super().saved_report(saved) + "\n".join(extra)
+        plan = saved.meta.get("plan", "")
+        extra = session_lines(saved.df, saved.users_df, sessions, plan) if not sessions.empty else []
+        return super().saved_report(saved) + "\n" + "\n".join(extra)
 
 
 def session_lines(records: pd.DataFrame, users: pd.DataFrame, sessions: pd.DataFrame, plan: str) -> list[str]:

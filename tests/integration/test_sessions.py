@@ -73,6 +73,9 @@ def test_real_kernels_through_the_proxy_with_a_token_per_student(real_hub, tmp_p
     check_session_records(real_hub, saved, min_executes=5)
     assert {"token", "kernel_start", "ws_connect", "execute", "poll", "kernel_stop"} <= set(saved.df["op"])
     assert "sessions: 3 of 3 without a failure" in proc.stdout
+    # the saved run reports the same class
+    again = saved.report()
+    assert "sessions: 3 of 3 without a failure" in again and "3 students arrive all at once" in again
     # no token (the students', the tool's) in any output or saved file
     assert real_hub.token not in proc.stdout + proc.stderr
     assert not TOKENISH.search(proc.stdout + proc.stderr)

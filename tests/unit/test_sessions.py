@@ -192,3 +192,17 @@ def test_active_sessions_and_failures_from_the_tables():
         "output mismatch": 1,
         "spawn failed: HTTP 500": 1,
     }
+
+
+def test_dry_run_prints_the_same_plan_twice_for_the_same_seed(capsys):
+    from hubstress_ext.cli.main import main
+
+    argv = ["session-test", "--dry-run", "--count", "5", "--rate", "30/min", "--seed", "3"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first
+    assert "5 students arrive at random, 30/min (seed 3)" in first
+    assert first.count("DRY-RUN student") == 5
+    assert main([*argv[:-1], "4"]) == 0
+    assert capsys.readouterr().out != first
