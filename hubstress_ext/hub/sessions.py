@@ -411,7 +411,7 @@ class SessionRun(UserScenario):
     @classmethod
     def saved_report(cls, saved) -> str:  # noqa: ANN001
         sessions = saved.frames.get("sessions", pd.DataFrame())
-        plan = saved.meta.get("plan", "")
+        plan = saved.meta.get("meta", {}).get("plan", "")
         extra = session_lines(saved.df, saved.users_df, sessions, plan) if not sessions.empty else []
         return super().saved_report(saved) + "\n" + "\n".join(extra)
 
