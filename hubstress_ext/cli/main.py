@@ -224,6 +224,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     sandbox = Sandbox(
         opts.sandbox_spawner,
         concurrent_spawn_limit=opts.sandbox_spawn_limit,
+        active_server_limit=opts.sandbox_active_limit,
         sim_exec_time=opts.sim_exec_time,
         port=opts.port,
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+from hubstress_ext.engine import slo
 from hubstress_ext.engine.spec import check_all, json_object, option, options_of, public
 from hubstress_ext.errors import OptionError
 
@@ -79,6 +80,16 @@ class RunOptions(Options):
         None, "save the run (options without the token, records) under DIR", metavar="DIR"
     )
     verbose: bool = option(False, "debug logging, including every request's timing", flags=("-v",))
+    slo: list[str] = option(
+        [],
+        "pass/fail rules checked at the end, e.g. 'ready.p90<60s, failures<1%' (exit 1 if one fails)",
+        parse=slo.parse_rules,
+        normalize=slo.normalize,
+        metavar="RULES",
+        panel=True,
+        label="SLO rules",
+    )
+    junit: str | None = option(None, "write the verdict as JUnit XML to FILE", metavar="FILE")
 
 
 @dataclass
@@ -95,6 +106,9 @@ class SandboxOptions(Options):
     )
     sandbox_spawn_limit: int = option(
         100, "the sandbox hub's concurrent_spawn_limit", flag="--spawn-limit", low=0
+    )
+    sandbox_active_limit: int = option(
+        0, "the sandbox hub's active_server_limit (0: none)", flag="--active-server-limit", low=0
     )
     sim_exec_time: float = option(
         0.05, "simulated servers: seconds a kernel takes to run a cell", low=0, unit="seconds"

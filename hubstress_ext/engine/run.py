@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
+from hubstress_ext.engine import slo
 from hubstress_ext.engine.options import RunOptions
 from hubstress_ext.engine.progress import Progress
 from hubstress_ext.errors import RunError
@@ -53,6 +54,7 @@ class Run:
         self._stops = 0
         self._done = threading.Event()
         self._started = threading.Event()  # set once the run's loop is known (stop() works)
+        self.outcomes: list[slo.Outcome] = []  # the --slo rules, evaluated when the run ends
 
     # -- what a subclass implements ----------------------------------------------------------
 
@@ -87,8 +89,66 @@ class Run:
             self.status, self.error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             self.finished_at = time.time()
+            self._finish_verdict()
             self._done.set()
         return self
+
+    # -- the verdict (--slo, --junit) ---------------------------------------------------------
+
+    def figures(self) -> dict[str, float]:
+        """What ``--slo`` rules can name: ``<row>.p50|p90|p99|max`` (seconds) of each summary
+        row, ``<row>.count``, ``<row>.errors``, and ``failures`` (a fraction)."""
+        out: dict[str, float] = {}
+        try:
+            summary = self.summary()
+        except Exception:  # a run that failed before it had anything to summarize
+            return out
+        for name, row in summary.iterrows():
+            for stat in ("p50", "p90", "p99", "max"):
+                if f"{stat}_ms" in row and pd.notna(row[f"{stat}_ms"]):
+                    out[f"{name}.{stat}"] = float(row[f"{stat}_ms"]) / 1000.0
+            for stat in ("count", "errors"):
+                if stat in row and pd.notna(row[stat]):
+                    out[f"{name}.{stat}"] = float(row[stat])
+        rate = self.failure_rate()
+        if rate is not None:
+            out["failures"] = rate
+        return out
+
+    def failure_rate(self) -> float | None:
+        """The fraction of the run's units of work that failed (users, sessions, requests)."""
+        try:
+            summary = self.summary()
+        except Exception:
+            return None
+        if "count" not in summary or "errors" not in summary or summary["count"].sum() == 0:
+            return None
+        return float(summary["errors"].sum() / summary["count"].sum())
+
+    def _finish_verdict(self) -> None:
+        rules = getattr(self.options, "slo", None) or []
+        self.outcomes = slo.evaluate(rules, self.figures()) if rules and self.status != "failed" else []
+        if rules:
+            self.meta["verdict"] = slo.verdict_lines(
+                self.outcomes, self.status == "finished" and self.succeeded()
+            )
+        path = getattr(self.options, "junit", None)
+        if path:
+            run_ok = self.status == "finished" and self.succeeded()
+            note = self.error or ("" if run_ok else f"run {self.status}")
+            seconds = (self.finished_at or time.time()) - (self.started_at or time.time())
+            try:
+                Path(path).expanduser().write_text(
+                    slo.junit_xml(f"hubstress.{self.scenario}", self.outcomes, run_ok, note, seconds)
+                )
+            except OSError as exc:
+                log.warning("could not write the JUnit file %s: %s", path, exc.strerror or exc)
+
+    def verdict_lines(self) -> list[str]:
+        """PASS/FAIL and each rule's outcome (nothing when no ``--slo`` was given)."""
+        if not getattr(self.options, "slo", None) or not self.done:
+            return []
+        return slo.verdict_lines(self.outcomes, self.status == "finished" and self.succeeded())
 
     def start(self) -> threading.Thread:
         """Run in a background thread with its own event loop; returns at once.
@@ -153,11 +213,18 @@ class Run:
             lines.append(f"error: {self.error}")
         summary = self.summary()
         lines += ["", format_table(summary) if not summary.empty else "(no requests recorded)"]
-        return "\n".join(lines)
+        return "\n".join(lines + self.verdict_lines())
 
     def report_json(self) -> dict[str, Any]:
         """The result as one JSON-able object (``--json``)."""
-        return {"status": self.status, "error": self.error}
+        out: dict[str, Any] = {"status": self.status, "error": self.error}
+        if self.outcomes:
+            out["verdict"] = "PASS" if self.exit_code == 0 else "FAIL"
+            out["rules"] = [
+                {"rule": o.rule.text, "actual": o.actual, "passed": o.passed, "note": o.note}
+                for o in self.outcomes
+            ]
+        return out
 
     @classmethod
     def saved_summary(cls, saved: SavedRun) -> pd.DataFrame:
@@ -194,7 +261,7 @@ class Run:
 
     @property
     def exit_code(self) -> int:
-        if self.status == "finished" and self.succeeded():
+        if self.status == "finished" and self.succeeded() and slo.passed(self.outcomes):
             return 0
         if self.status in ("interrupted", "aborted"):
             return 130

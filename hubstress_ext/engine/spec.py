@@ -51,6 +51,7 @@ class Spec:
     panel: bool = False  # a field of the widget panel's form
     panel_default: Any = UNSET  # what the panel's form starts with, when not the default
     label: str | None = None  # the panel's label (default: the field name with spaces)
+    normalize: Callable[[Any], Any] | None = None  # a value given in code -> its checked form
 
 
 def option(default: Any, help: str, **spec: Any) -> Any:
@@ -171,6 +172,8 @@ def _kind(hint: Any) -> tuple[type, bool]:
 def check_all(options: Any) -> None:
     """The generic checks of every declared option (a class's ``validate`` does the rest)."""
     for opt in options_of(type(options)):
+        if opt.spec.normalize is not None:
+            setattr(options, opt.name, opt.spec.normalize(getattr(options, opt.name)))
         opt.check(getattr(options, opt.name))
 
 

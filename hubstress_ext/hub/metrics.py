@@ -1,9 +1,12 @@
 """A scrape of the hub's own ``/hub/metrics`` during a run: what the hub says about itself
 (running servers, pending spawns, request and spawn durations) next to what we measured.
 
-Each scrape becomes rows (time, metric, labels, value). Histogram buckets are left out (their
-``_count`` and ``_sum`` stay), so a long run stays small. A token without ``read:metrics`` ends
-the scraping with one warning, not a failed run.
+Each scrape becomes rows (time, metric, labels, value). Histogram buckets are kept for the
+first scrape (before the load) and the last (after it): their difference is the run's own
+histogram, from which :mod:`hubstress_ext.results.hub_figures` estimates the hub's
+percentiles; the scrapes between keep ``_count``/``_sum`` and gauges only, so a long run
+stays small. A token without ``read:metrics`` ends the scraping with one warning, not a
+failed run.
 """
 
 from __future__ import annotations
@@ -23,22 +26,29 @@ log = logging.getLogger("hubstress")
 METRICS_COLUMNS = ["time", "metric", "labels", "value"]
 
 
-def parse_metrics(text: str, at: float) -> list[tuple[float, str, str, float]]:
-    rows = []
+Row = tuple[float, str, str, float]
+
+
+def parse_metrics(text: str, at: float) -> tuple[list[Row], list[Row]]:
+    """(rows without buckets, bucket rows) of one scrape."""
+    rows, buckets = [], []
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name.endswith("_bucket") or sample.name.endswith("_created"):
+            if sample.name.endswith("_created"):
                 continue
             labels = json.dumps(sample.labels, sort_keys=True) if sample.labels else ""
-            rows.append((at, sample.name, labels, float(sample.value)))
-    return rows
+            row = (at, sample.name, labels, float(sample.value))
+            (buckets if sample.name.endswith("_bucket") else rows).append(row)
+    return rows, buckets
 
 
 class MetricsScraper:
     def __init__(self, api: HubAPI, interval: float) -> None:
         self.api = api
         self.interval = interval
-        self.rows: list[tuple[float, str, str, float]] = []
+        self.rows: list[Row] = []
+        self.first_buckets: list[Row] | None = None
+        self.last_buckets: list[Row] = []
         self.error: str | None = None
 
     async def run(self) -> None:
@@ -64,8 +74,15 @@ class MetricsScraper:
             log.warning("hub metrics: %s; scraping stopped", self.error)
             return False
         if resp.ok:
-            self.rows += parse_metrics(resp.body.decode("utf-8", "replace"), time.time())
+            rows, buckets = parse_metrics(resp.body.decode("utf-8", "replace"), time.time())
+            self.rows += rows
+            if self.first_buckets is None:
+                self.first_buckets = buckets
+            else:
+                self.last_buckets = buckets
         return True
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=METRICS_COLUMNS)
+        return pd.DataFrame(
+            self.rows + (self.first_buckets or []) + self.last_buckets, columns=METRICS_COLUMNS
+        )

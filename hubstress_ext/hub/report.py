@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from hubstress_ext.results.hub_figures import HubFigures, client_429s, comparison_table
 from hubstress_ext.results.phases import failures_by_reason, spawn_latency_ms
 from hubstress_ext.results.summary import format_table
 
@@ -27,7 +28,9 @@ def spawn_lines(users: pd.DataFrame) -> list[str]:
     ]
     failures = failures_by_reason(users)
     if not failures.empty:
-        lines += ["", "failures by reason:", format_table(failures)]
+        if failures.index.nlevels > 1:  # (cause, reason): the cause as the row label
+            failures = failures.reset_index().set_index("cause")
+        lines += ["", "failures by cause:", format_table(failures)]
     return lines
 
 
@@ -35,3 +38,20 @@ def saved_options_line(meta: dict) -> list[str]:
     opts = meta.get("options", {})
     shown = {k: opts[k] for k in ("count", "batch_size", "workers", "profile") if opts.get(k)}
     return ["options: " + ", ".join(f"{k}={v}" for k, v in shown.items())] if shown else []
+
+
+def hub_account_lines(
+    figures: HubFigures | None, records: pd.DataFrame, users: pd.DataFrame, error: str | None
+) -> list[str]:
+    """The hub's own figures beside the client's, and whether the two counts of 429s agree."""
+    if figures is None:
+        why = error or "no scrape of /hub/metrics"
+        return ["", f"the hub's own figures are not available ({why}); the verdict uses the client's"]
+    lines = ["", "the hub's account (its /hub/metrics, before and after the load) beside hubstress's:"]
+    lines.append(format_table(comparison_table(figures, records, users)))
+    seen = client_429s(records)
+    refused = figures.throttled + figures.hub_full
+    if refused or seen:
+        same = "they agree" if refused == seen else "they differ"
+        lines.append(f"spawns refused with 429: the hub counted {refused}, hubstress saw {seen}: {same}")
+    return lines

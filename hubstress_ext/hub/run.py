@@ -34,8 +34,11 @@ from hubstress_ext.hub import report
 from hubstress_ext.hub.api import MARKER_GROUP, HubAPI
 from hubstress_ext.hub.health import HubWatch
 from hubstress_ext.hub.metrics import METRICS_COLUMNS, MetricsScraper
+from hubstress_ext.results.bottleneck import Evidence, bottleneck
+from hubstress_ext.results.hub_figures import HubFigures, comparison_table, hub_figures
 from hubstress_ext.results.lifecycle import LifecycleTable
-from hubstress_ext.results.summary import summarize
+from hubstress_ext.results.resources import resource_summary
+from hubstress_ext.results.summary import format_table, summarize
 
 log = logging.getLogger("hubstress")
 
@@ -50,6 +53,7 @@ class HubRun(Run):
     options: HubOptions
     options_type = HubOptions
     cleans_up = True
+    accounts_hub = False  # read the hub's metrics before and after, report them, name the limit
 
     def __init__(self, options: HubOptions) -> None:
         super().__init__(options)
@@ -61,6 +65,7 @@ class HubRun(Run):
         self.watch: HubWatch | None = None
         self._phase_task: asyncio.Task | None = None
         self._client: HttpClient | None = None
+        self.sampler: Any = None  # the sandbox's ResourceSampler, in a --sandbox run
 
     @property
     def keep(self) -> bool:
@@ -122,18 +127,27 @@ class HubRun(Run):
             if not opts.dry_run:
                 self.meta["hub_version"] = await api.check_access()
                 self.watch = HubWatch(client, api.health_url, self._on_hub_down).attach()
-            scraping = None
-            if self.scrape_every > 0 and not opts.dry_run:
+            background = []
+            if (self.accounts_hub or self.scrape_every > 0) and not opts.dry_run:
                 self.scraper = MetricsScraper(api, self.scrape_every)
-                scraping = asyncio.ensure_future(self.scraper.run())
+                await self.scraper.scrape_once()  # the baseline: the hub before the load
+                if self.scrape_every > 0:
+                    background.append(asyncio.ensure_future(self.scraper.run()))
+            if self._sandbox is not None and not opts.dry_run:
+                from hubstress_ext.sandbox.resources import ResourceSampler
+
+                self.sampler = ResourceSampler(self._sandbox)
+                background.append(asyncio.ensure_future(self.sampler.run()))
             try:
                 await self._load_and_teardown(api, client)
             finally:
-                if scraping is not None:
-                    scraping.cancel()
-                    await asyncio.gather(scraping, return_exceptions=True)
-                    if self.scraper.error:
-                        self.meta["metrics_error"] = self.scraper.error
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
+                if self.sampler is not None:
+                    await asyncio.to_thread(self.sampler.sample)  # the last interval, to the end
+                if self.scraper is not None and self.scraper.error:
+                    self.meta["metrics_error"] = self.scraper.error
                 if self.watch is not None:
                     self.watch.close()
 
@@ -235,6 +249,7 @@ class HubRun(Run):
         sandbox = Sandbox(
             opts.sandbox_spawner,
             concurrent_spawn_limit=opts.sandbox_spawn_limit,
+            active_server_limit=opts.sandbox_active_limit,
             sim_exec_time=opts.sim_exec_time,
         )
         self._sandbox = sandbox
@@ -286,8 +301,49 @@ class HubRun(Run):
         """The hub's own /hub/metrics over the run (``--scrape-metrics``): time, metric, labels, value."""
         return self.scraper.to_frame() if self.scraper else pd.DataFrame(columns=METRICS_COLUMNS)
 
+    @property
+    def resources_df(self) -> pd.DataFrame:
+        """CPU % and RSS of the sandbox's hub, proxy and servers, sampled every second."""
+        if self.sampler is None:
+            return pd.DataFrame(columns=["time", "role", "cpu_pct", "cpu_s", "rss_mb"])
+        return self.sampler.to_frame()
+
+    def hub_figures(self) -> HubFigures | None:
+        """The hub's own account of the run (None without read:metrics or before it ran)."""
+        return hub_figures(self.metrics_df)
+
+    def hub_account(self) -> pd.DataFrame:
+        """The hub's figures and hubstress's side by side (empty without read:metrics)."""
+        figures = self.hub_figures()
+        if figures is None:
+            return pd.DataFrame(columns=["hub", "hubstress"])
+        return comparison_table(figures, self.df, self.users_df)
+
+    def resources(self) -> pd.DataFrame:
+        return resource_summary(self.resources_df)
+
+    def bottleneck(self) -> str:
+        sandbox = self.meta.get("sandbox", {})
+        return bottleneck(
+            Evidence(
+                self.hub_figures(),
+                self.users_df,
+                self.resources_df,
+                sandbox.get("concurrent_spawn_limit"),
+                sandbox.get("active_server_limit"),
+            )
+        )
+
+    def figures(self) -> dict[str, float]:
+        return {**super().figures(), **hub_run_figures(self.hub_figures(), self.resources_df)}
+
     def frames(self) -> dict[str, pd.DataFrame]:
-        return {"records": self.df, "users": self.users_df, "metrics": self.metrics_df}
+        return {
+            "records": self.df,
+            "users": self.users_df,
+            "metrics": self.metrics_df,
+            "resources": self.resources_df,
+        }
 
     def report(self) -> str:
         opts = self.options
@@ -306,7 +362,16 @@ class HubRun(Run):
             lines.append(self.meta["leftover_note"])
         elif self.keep and not opts.sandbox:
             lines.append("users were left on the hub; `hubstress purge` removes them")
-        return "\n".join(lines)
+        if self.accounts_hub:
+            lines += self.account_lines()
+        return "\n".join(lines + self.verdict_lines())
+
+    def account_lines(self) -> list[str]:
+        """The hub's figures beside ours, the sandbox's processes, and the bottleneck line."""
+        lines = report.hub_account_lines(
+            self.hub_figures(), self.df, self.users_df, self.meta.get("metrics_error")
+        )
+        return lines + resource_lines(self.resources()) + ["", f"bottleneck: {self.bottleneck()}"]
 
     def report_extra(self) -> list[str]:
         """Lines a scenario adds after its table."""
@@ -314,4 +379,65 @@ class HubRun(Run):
 
     @classmethod
     def saved_report(cls, saved) -> str:  # noqa: ANN001 - a SavedRun
-        return "\n".join(report.saved_options_line(saved.meta) + report.tables(cls.saved_summary(saved)))
+        lines = report.saved_options_line(saved.meta) + report.tables(cls.saved_summary(saved))
+        return "\n".join(lines + cls.saved_extra(saved) + cls.saved_account_lines(saved))
+
+    @classmethod
+    def saved_extra(cls, saved) -> list[str]:  # noqa: ANN001 - a SavedRun
+        """What a scenario adds after the table of a saved run (as ``report_extra`` live)."""
+        return []
+
+    @classmethod
+    def saved_account_lines(cls, saved) -> list[str]:  # noqa: ANN001 - a SavedRun
+        """The hub's account, the processes, the bottleneck and the verdict, as saved."""
+        meta = saved.meta.get("meta", {})
+        lines: list[str] = []
+        if cls.accounts_hub:
+            metrics = saved.frames.get("metrics", pd.DataFrame())
+            resources = saved.frames.get("resources", pd.DataFrame())
+            figures = hub_figures(metrics)
+            lines += report.hub_account_lines(figures, saved.df, saved.users_df, meta.get("metrics_error"))
+            lines += resource_lines(resource_summary(resources))
+            sandbox = meta.get("sandbox", {})
+            evidence = Evidence(
+                figures,
+                saved.users_df,
+                resources,
+                sandbox.get("concurrent_spawn_limit"),
+                sandbox.get("active_server_limit"),
+            )
+            lines += ["", f"bottleneck: {bottleneck(evidence)}"]
+        return lines + list(meta.get("verdict", []))
+
+
+def resource_lines(summary: pd.DataFrame) -> list[str]:
+    if summary.empty:
+        return []
+    return [
+        "",
+        "sandbox processes (CPU % of one core, sampled every second):",
+        format_table(summary.round(1)),
+    ]
+
+
+def hub_run_figures(figures: HubFigures | None, resources: pd.DataFrame) -> dict[str, float]:
+    """The ``hub.*``/``proxy.*``/``servers.*`` figures --slo rules can name."""
+    out: dict[str, float] = {}
+    if figures is not None:
+        out.update(
+            {
+                "hub.spawn.p50": figures.spawn_p50_s,
+                "hub.spawn.p90": figures.spawn_p90_s,
+                "hub.event_loop.p99": figures.event_loop_p99_s,
+                "hub.event_loop.max": figures.event_loop_max_s,
+                "hub.proxy_add.p99": figures.proxy_add_p99_s,
+                "hub.throttled": float(figures.throttled),
+                "hub.full": float(figures.hub_full),
+                "hub.running_servers.max": figures.running_servers_max,
+            }
+        )
+    for role, row in resource_summary(resources).iterrows():
+        out[f"{role}.cpu.mean"] = row["cpu_mean_pct"] / 100.0
+        out[f"{role}.cpu.peak"] = row["cpu_peak_pct"] / 100.0
+        out[f"{role}.rss_mb.peak"] = row["rss_peak_mb"]
+    return out

@@ -13,6 +13,7 @@ SETTLE_TIMEOUT = 5.0  # how long teardown waits for a create request already sen
 
 class UserScenario(HubRun):
     options: UserLoadOptions
+    accounts_hub = True
 
     def __init__(self, options: UserLoadOptions) -> None:
         super().__init__(options)

@@ -355,6 +355,11 @@ class SessionRun(UserScenario):
                 await server.close()
             self.open_servers.clear()
 
+    def failure_rate(self) -> float | None:
+        """Students whose session failed (or never happened), of those asked for."""
+        ok = sum(r.reason is None and r.ended is not None for r in self.sessions.rows())
+        return (self.options.count - ok) / self.options.count
+
     def succeeded(self) -> bool:
         if self.options.dry_run:
             return True
@@ -400,7 +405,11 @@ class SessionRun(UserScenario):
         }
 
     def chart_data(self) -> dict[str, pd.DataFrame]:
-        return {"active": self.active(), "execute": execute_over_time(self.df)}
+        return {
+            "active": self.active(),
+            "execute": execute_over_time(self.df),
+            "resources": self.resources_df,
+        }
 
     figure = staticmethod(charts.sessions_figure)
 
@@ -409,11 +418,10 @@ class SessionRun(UserScenario):
         return step_table(saved.df, saved.users_df)
 
     @classmethod
-    def saved_report(cls, saved) -> str:  # noqa: ANN001
+    def saved_extra(cls, saved) -> list[str]:  # noqa: ANN001
         sessions = saved.frames.get("sessions", pd.DataFrame())
         plan = saved.meta.get("meta", {}).get("plan", "")
-        extra = session_lines(saved.df, saved.users_df, sessions, plan) if not sessions.empty else []
-        return super().saved_report(saved) + "\n" + "\n".join(extra)
+        return session_lines(saved.df, saved.users_df, sessions, plan) if not sessions.empty else []
 
 
 def session_lines(records: pd.DataFrame, users: pd.DataFrame, sessions: pd.DataFrame, plan: str) -> list[str]:

@@ -14,6 +14,7 @@ import time
 from hubstress_ext.engine.options import ServerOptions
 from hubstress_ext.http.client import Response, StreamError
 from hubstress_ext.hub.api import HubAPI
+from hubstress_ext.hub.causes import SPAWNER_ERROR, cause_of_answer, cause_of_message
 from hubstress_ext.results.lifecycle import LifecycleTable
 
 
@@ -43,11 +44,15 @@ class ServerStarter:
                 row.ready = time.time()
             else:
                 row.failed, row.reason = time.time(), reason
+                row.cause = cause_of_message(reason)
         elif resp.status == 400 and b"already" in resp.body.lower():
             row.ready = time.time()  # already running (e.g. --keep from an earlier run)
         else:
             row.failed = time.time()
             row.reason = await self._failure_reason(name, resp)
+            row.cause = cause_of_answer(resp)
+            if row.cause == SPAWNER_ERROR and row.reason != f"spawn request failed: {resp.reason()}":
+                row.cause = cause_of_message(row.reason)  # the spawner said why (e.g. a timeout)
         return row.ready is not None
 
     async def start(self, name: str) -> bool:

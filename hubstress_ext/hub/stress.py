@@ -66,6 +66,11 @@ class StressTestRun(UserScenario):
             )
         await super().teardown(api)
 
+    def failure_rate(self) -> float | None:
+        """Users whose server never became ready, of those asked for."""
+        ready = sum(self.users[n].ready is not None for n in self.created)
+        return (self.options.count - ready) / self.options.count
+
     def succeeded(self) -> bool:
         rows = [self.users[n] for n in self.created]
         return len(rows) == self.options.count and all(r.ready is not None for r in rows)
@@ -87,8 +92,8 @@ class StressTestRun(UserScenario):
     def report_extra(self) -> list[str]:
         return report.spawn_lines(self.users_df)
 
-    def chart_data(self) -> pd.DataFrame:
-        return self.users_df
+    def chart_data(self) -> dict[str, pd.DataFrame]:
+        return {"users": self.users_df, "resources": self.resources_df}
 
     figure = staticmethod(charts.spawn_storm_figure)
 
@@ -99,5 +104,5 @@ class StressTestRun(UserScenario):
         return phase_table(saved.df, saved.users_df)
 
     @classmethod
-    def saved_report(cls, saved) -> str:  # noqa: ANN001
-        return super().saved_report(saved) + "\n".join(["", *report.spawn_lines(saved.users_df)])
+    def saved_extra(cls, saved) -> list[str]:  # noqa: ANN001
+        return report.spawn_lines(saved.users_df)

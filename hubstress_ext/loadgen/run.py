@@ -96,7 +96,7 @@ class LoadRun(Run):
         lines = ["", f"hubstress {self.scenario}: {self.status} against {self.options.url}"]
         if self.error:
             lines.append(f"error: {self.error}")
-        return "\n".join(lines + self.report_body())
+        return "\n".join(lines + self.report_body() + self.verdict_lines())
 
     def report_body(self) -> list[str]:
         """The figures below the report's status line."""
@@ -229,6 +229,20 @@ class BenchRun(LoadRun):
 
     def report_body(self) -> list[str]:
         return report.bench_lines(self.stats) if self.stats else []
+
+    def figures(self) -> dict[str, float]:
+        """``latency.p50|p90|p99|max`` (seconds), ``qps``, ``requests``, ``failures`` (a fraction)."""
+        stats = self.stats
+        out: dict[str, float] = {}
+        for stat in ("p50", "p90", "p99", "max"):
+            if stats.get(f"{stat}_ms") is not None:
+                out[f"latency.{stat}"] = stats[f"{stat}_ms"] / 1000.0
+        for key in ("qps", "requests"):
+            if stats.get(key) is not None:
+                out[key] = float(stats[key])
+        if stats.get("requests"):
+            out["failures"] = stats["failed"] / stats["requests"]
+        return out
 
     def report_json(self) -> dict[str, Any]:
         return {**super().report_json(), **self.stats}

@@ -37,14 +37,22 @@ def to_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def spawn_storm_figure(users: pd.DataFrame):
-    """Servers ready over time, and the distribution of spawn latency."""
+def spawn_storm_figure(data: pd.DataFrame | dict[str, pd.DataFrame]):
+    """Servers ready over time, the distribution of spawn latency, and (a sandbox run) the CPU
+    of the hub, proxy and servers. ``data``: the users table, or {"users": ..., "resources": ...}."""
+    users = data["users"] if isinstance(data, dict) else data
+    resources = data.get("resources") if isinstance(data, dict) else None
     if users.empty or users["spawn_requested"].isna().all():
         return None
     if users["ready"].isna().all() and users["failed"].isna().all():
         return None  # nothing has happened yet: empty axes would only show a meaningless scale
-    fig = _figure(9, 3)
-    left, right = fig.subplots(1, 2)
+    with_cpu = resources is not None and not resources.empty
+    fig = _figure(13.5 if with_cpu else 9, 3)
+    if with_cpu:
+        left, right, cpu = fig.subplots(1, 3)
+        cpu_axes(cpu, resources)
+    else:
+        left, right = fig.subplots(1, 2)
     t0 = users["spawn_requested"].min()
     ready = np.sort(users["ready"].dropna().to_numpy() - t0)
     failed = np.sort(users["failed"].dropna().to_numpy() - t0)
@@ -100,13 +108,30 @@ def activity_figure(df: pd.DataFrame):
     return fig
 
 
+def cpu_axes(ax, resources: pd.DataFrame) -> None:
+    """CPU % of one core over time, one line per sandbox process role."""
+    t0 = resources["time"].min()
+    for role, group in resources.groupby("role", sort=False):
+        group = group.sort_values("time").iloc[1:]  # the first sample has no interval yet
+        ax.plot(group["time"] - t0, group["cpu_pct"], label=role)
+    ax.set(xlabel="seconds", ylabel="% of one core", title="sandbox CPU")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper right", frameon=False, fontsize=8)
+
+
 def sessions_figure(data: dict[str, pd.DataFrame]):
-    """Active sessions over the class, and execute latency (p50, p99) as it went on."""
-    active, execute = data.get("active"), data.get("execute")
+    """Active sessions over the class, execute latency (p50, p99) as it went on, and (a
+    sandbox run) the CPU of the hub, proxy and servers."""
+    active, execute, resources = data.get("active"), data.get("execute"), data.get("resources")
     if active is None or active.empty:
         return None
-    fig = _figure(9, 3)
-    left, right = fig.subplots(1, 2)
+    with_cpu = resources is not None and not resources.empty
+    fig = _figure(13.5 if with_cpu else 9, 3)
+    if with_cpu:
+        left, right, cpu = fig.subplots(1, 3)
+        cpu_axes(cpu, resources)
+    else:
+        left, right = fig.subplots(1, 2)
     left.step(active["t"], active["active"], where="post", color="C0")
     left.set(xlabel="seconds since the first arrival", ylabel="sessions", title="active sessions")
     left.set_ylim(bottom=0)

@@ -17,6 +17,7 @@ class UserLifecycle:
     ready: float | None = None
     failed: float | None = None
     reason: str | None = None
+    cause: str | None = None  # the reason in an operator's words: throttled, hub full, ...
     spawn_attempts: int = 0
     stop_requested: float | None = None
     stopped: float | None = None

@@ -46,10 +46,14 @@ def phase_table(records: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
 
 
 def failures_by_reason(users: pd.DataFrame) -> pd.DataFrame:
+    """Failed users by cause (throttled, hub full, ...; when known) and reason."""
     if users.empty or "reason" not in users:
         return pd.DataFrame(columns=["users"])
-    failed = users[users["reason"].notna()]
-    return failed.groupby("reason").size().rename("users").to_frame()
+    failed = users[users["reason"].notna()].copy()
+    if "cause" not in failed:  # a run saved before causes were named
+        return failed.groupby("reason").size().rename("users").to_frame()
+    failed["cause"] = failed["cause"].fillna("-")
+    return failed.groupby(["cause", "reason"]).size().rename("users").to_frame()
 
 
 def spawn_latency_ms(users: pd.DataFrame) -> dict[str, float]:

@@ -29,6 +29,7 @@ from hubstress_ext.errors import RunError
 from hubstress_ext.http.ports import free_port
 
 CONFIG_FILE = Path(__file__).with_name("jupyterhub_config.py")
+SPAWN_BUCKETS = "0.025,0.05,0.1,0.2,0.5,1,2,5,10,15,30,60,120,300,600,inf"
 START_TIMEOUT = 90.0
 
 
@@ -48,6 +49,7 @@ class Sandbox:
         spawner: str = "real",
         *,
         concurrent_spawn_limit: int = 100,
+        active_server_limit: int = 0,
         throttle_retry: tuple[float, float] = (2, 5),
         sim_delay: tuple[float, float] | None = None,
         sim_exec_time: float = 0.05,
@@ -59,6 +61,7 @@ class Sandbox:
             raise ValueError(f"spawner must be 'real' or 'sim' (got {spawner!r})")
         self.spawner = spawner
         self.concurrent_spawn_limit = concurrent_spawn_limit
+        self.active_server_limit = active_server_limit
         self.throttle_retry = throttle_retry
         self.sim_delay = sim_delay
         self.sim_exec_time = sim_exec_time
@@ -66,6 +69,8 @@ class Sandbox:
         self.port = port or free_port()
         self.log_level = log_level
         self.token = secrets.token_hex(32)
+        # a second admin token with every scope the tool uses except read:metrics
+        self.token_without_metrics = secrets.token_hex(32)
         self.workdir: Path | None = None
         self.hub: subprocess.Popen | None = None
         self.simserver: subprocess.Popen | None = None
@@ -90,7 +95,13 @@ class Sandbox:
         return self.workdir / "jupyterhub.log"
 
     def describe(self) -> dict[str, Any]:
-        return {"url": self.url, "spawner": self.spawner, "workdir": str(self.workdir)}
+        return {
+            "url": self.url,
+            "spawner": self.spawner,
+            "workdir": str(self.workdir),
+            "concurrent_spawn_limit": self.concurrent_spawn_limit,
+            "active_server_limit": self.active_server_limit,
+        }
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -104,8 +115,13 @@ class Sandbox:
             HUBSTRESS_SANDBOX_HUB_PORT=str(hub_port),
             HUBSTRESS_SANDBOX_PROXY_API_PORT=str(free_port()),
             HUBSTRESS_SANDBOX_TOKEN=self.token,
+            HUBSTRESS_SANDBOX_NO_METRICS_TOKEN=self.token_without_metrics,
             HUBSTRESS_SANDBOX_SPAWNER=self.spawner,
             HUBSTRESS_SANDBOX_SPAWN_LIMIT=str(self.concurrent_spawn_limit),
+            HUBSTRESS_SANDBOX_ACTIVE_LIMIT=str(self.active_server_limit),
+            # spawn-duration buckets fine enough that the hub's own p50 can be compared with
+            # the measured one (JupyterHub's defaults start at 0.5 s)
+            JUPYTERHUB_SERVER_SPAWN_DURATION_SECONDS_BUCKETS=SPAWN_BUCKETS,
             HUBSTRESS_SANDBOX_THROTTLE_RETRY=json.dumps(list(self.throttle_retry)),
             HUBSTRESS_SANDBOX_LOG_LEVEL=self.log_level,
             HUBSTRESS_SANDBOX_SLOW_SPAWN=str(self.slow_spawn_timeout),
@@ -223,7 +239,7 @@ class Sandbox:
             text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
         except (OSError, AssertionError):
             return "(no hub log)"
-        return "\n".join(text).replace(self.token, "***")
+        return "\n".join(text).replace(self.token, "***").replace(self.token_without_metrics, "***")
 
     def stop(self, grace: float = 15.0) -> None:
         """Stop the hub (it stops its servers and proxy), then kill anything left behind."""

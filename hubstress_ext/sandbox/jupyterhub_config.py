@@ -15,6 +15,7 @@ env = os.environ
 workdir = Path(env["HUBSTRESS_SANDBOX_DIR"])
 bindir = Path(sys.executable).parent
 token = env.pop("HUBSTRESS_SANDBOX_TOKEN")
+no_metrics_token = env.pop("HUBSTRESS_SANDBOX_NO_METRICS_TOKEN", None)
 
 c.JupyterHub.bind_url = f"http://127.0.0.1:{env['HUBSTRESS_SANDBOX_PORT']}"
 c.JupyterHub.hub_ip = "127.0.0.1"
@@ -37,6 +38,7 @@ c.Authenticator.allow_all = True
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.cleanup_servers = True
 c.JupyterHub.concurrent_spawn_limit = int(env.get("HUBSTRESS_SANDBOX_SPAWN_LIMIT", "100"))
+c.JupyterHub.active_server_limit = int(env.get("HUBSTRESS_SANDBOX_ACTIVE_LIMIT", "0"))
 c.JupyterHub.last_activity_interval = 600
 # how long a spawn request waits before answering 202 (JupyterHub's default is 10 s)
 # and the Retry-After range of a 429 from concurrent_spawn_limit (not a config trait: a setting;
@@ -60,6 +62,15 @@ SCOPES = [
 ]
 c.JupyterHub.services = [{"name": "hubstress", "api_token": token}]
 c.JupyterHub.load_roles = [{"name": "hubstress-tool", "scopes": SCOPES, "services": ["hubstress"]}]
+if no_metrics_token:  # the same scopes but read:metrics: how a run copes with a least-privilege token
+    c.JupyterHub.services.append({"name": "hubstress-no-metrics", "api_token": no_metrics_token})
+    c.JupyterHub.load_roles.append(
+        {
+            "name": "hubstress-no-metrics",
+            "scopes": [s for s in SCOPES if s != "read:metrics"],
+            "services": ["hubstress-no-metrics"],
+        }
+    )
 
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 60

@@ -46,9 +46,9 @@ def test_failing_spawns_are_reported_with_their_reason(sim_hub, clean_hub):
     run = stress(sim_hub, count=3, batch_size=3, profile="fail")
     assert run.status == "finished" and run.exit_code == 1
     failures = run.failures()
-    (reason,) = failures.index
-    assert "simulated spawn failure: image pull back-off" in reason
-    assert failures.loc[reason, "users"] == 3
+    ((cause, reason),) = failures.index
+    assert "simulated spawn failure: image pull back-off" in reason and cause == "spawner error"
+    assert failures.loc[(cause, reason), "users"] == 3
     assert run.phases().loc["ready", "errors"] == 3
     assert clean_hub.group() is None
 

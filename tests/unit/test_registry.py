@@ -37,6 +37,8 @@ def sample(opt):
         return "2.5"
     if opt.kind is dict:
         return '{"image": "x"}'
+    if opt.spec.metavar == "RULES":
+        return "ready.p90<60s"
     if opt.kind is list:
         return "2,3"
     if opt.kind is Span:
@@ -131,6 +133,6 @@ def test_the_readme_example_scenario_works_in_every_front_end(ping_scenario, cap
     assert list(run.df["status"]) == [200, 200, 200] and run.summary().loc["latency_ms", "count"] == 3
     assert cell_values(f"ping {url}", "times = 4")[1] == {"url": url, "times": 4}
     panel = Panel(scenario="ping")
-    assert set(panel.fields) == {"url", "times"} and panel.times.value == 3
+    assert set(panel.fields) == {"url", "times", "slo"} and panel.times.value == 3
     assert main(["ping", url, "--times", "0"]) == 2
     assert "--times must be at least 1 (got 0)" in capsys.readouterr().err

@@ -1,0 +1,88 @@
+"""One sentence naming the most likely limit of a hub run, from explicit evidence.
+
+The rules are few and checked in this order; the first that holds is the answer:
+
+1. hub full: spawns refused by ``active_server_limit`` (429 without Retry-After);
+2. throttled: spawns refused by ``concurrent_spawn_limit`` (429 with Retry-After);
+3. hub CPU: the hub process at >= 90 % of a core for >= 3 s (and >= 20 % of the sampled time);
+4. proxy: the proxy process likewise, or the hub's ``proxy_add`` p99 above 1 s;
+5. event loop: the hub's own event-loop interval p99 above 0.5 s;
+6. spawner: spawns failed in the spawner (or timed out);
+otherwise "no limit reached", with the hub's CPU peak when it was sampled.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from hubstress_ext.results.hub_figures import HubFigures
+from hubstress_ext.results.resources import busy_seconds
+
+BUSY_PCT = 90.0
+BUSY_MIN_S = 3.0
+BUSY_MIN_SHARE = 0.2
+PROXY_ADD_SLOW_S = 1.0
+LOOP_LAG_S = 0.5
+
+
+@dataclass
+class Evidence:
+    figures: HubFigures | None  # the hub's own account (None without read:metrics)
+    users: pd.DataFrame  # lifecycle rows, with ``cause`` for failed spawns
+    resources: pd.DataFrame  # sandbox process samples (empty against a hub of one's own)
+    spawn_limit: int | None = None  # known for a sandbox hub
+    active_limit: int | None = None
+
+
+def _count_cause(users: pd.DataFrame, cause: str) -> int:
+    return int((users["cause"] == cause).sum()) if not users.empty and "cause" in users else 0
+
+
+def _busy(resources: pd.DataFrame, role: str) -> tuple[float, float] | None:
+    """(seconds at >= BUSY_PCT, peak %) when the role was busy long enough to be the limit."""
+    if resources is None or resources.empty or role not in set(resources["role"]):
+        return None
+    rows = resources[resources["role"] == role]
+    span = rows["time"].max() - rows["time"].min()
+    busy = busy_seconds(resources, role, BUSY_PCT)
+    if busy >= BUSY_MIN_S and span > 0 and busy / span >= BUSY_MIN_SHARE:
+        return busy, float(rows["cpu_pct"].max())
+    return None
+
+
+def bottleneck(ev: Evidence) -> str:
+    f = ev.figures
+    hub_full = max(f.hub_full if f else 0, _count_cause(ev.users, "hub full"))
+    if hub_full:
+        limit = f"={ev.active_limit}" if ev.active_limit else ""
+        return (
+            f"the hub is full: {hub_full} spawn(s) refused by active_server_limit{limit} "
+            "(429 without Retry-After): raise the limit or cull idle servers"
+        )
+    throttled = f.throttled if f else _count_cause(ev.users, "throttled")
+    if throttled:
+        limit = f"={ev.spawn_limit}" if ev.spawn_limit else ""
+        return (
+            f"{throttled} 429s from concurrent_spawn_limit{limit}: spawns queued behind the limit; "
+            "raise it or spread arrivals"
+        )
+    hub = _busy(ev.resources, "hub")
+    if hub:
+        return f"hub CPU at {hub[1]:.0f} % for {hub[0]:.0f} s: the hub process is the limit"
+    proxy = _busy(ev.resources, "proxy")
+    if proxy:
+        return f"proxy CPU at {proxy[1]:.0f} % for {proxy[0]:.0f} s: the proxy is the limit"
+    if f and not math.isnan(f.proxy_add_p99_s) and f.proxy_add_p99_s > PROXY_ADD_SLOW_S:
+        return f"proxy p99 {f.proxy_add_p99_s:.1f} s (adding routes): the proxy is the limit"
+    if f and not math.isnan(f.event_loop_p99_s) and f.event_loop_p99_s > LOOP_LAG_S:
+        return f"the hub's event loop lagged (p99 {f.event_loop_p99_s:.2f} s): the hub process is the limit"
+    failed = _count_cause(ev.users, "spawner error") + _count_cause(ev.users, "spawn timeout")
+    if failed:
+        return f"{failed} spawn(s) failed in the spawner: see failures by cause"
+    if ev.resources is not None and not ev.resources.empty and "hub" in set(ev.resources["role"]):
+        peak = float(ev.resources[ev.resources["role"] == "hub"]["cpu_pct"].max())
+        return f"no limit reached: the hub kept up (hub CPU peak {peak:.0f} %)"
+    return "no limit reached: the hub kept up"

@@ -1,0 +1,34 @@
+"""What the sandbox's processes used during a run (rows from ``sandbox.resources``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def resource_summary(resources: pd.DataFrame) -> pd.DataFrame:
+    """Per role: CPU seconds used during the run, mean and peak CPU %, peak RSS."""
+    if resources is None or resources.empty:
+        return pd.DataFrame(columns=["cpu_s", "cpu_mean_pct", "cpu_peak_pct", "rss_peak_mb"])
+    rows = {}
+    for role, group in resources.groupby("role", sort=False):
+        group = group.sort_values("time")
+        span = group["time"].iloc[-1] - group["time"].iloc[0]
+        used = group["cpu_s"].iloc[-1] - group["cpu_s"].iloc[0]
+        rows[role] = {
+            "cpu_s": used,
+            "cpu_mean_pct": 100.0 * used / span if span > 0 else float("nan"),
+            "cpu_peak_pct": group["cpu_pct"].iloc[1:].max() if len(group) > 1 else float("nan"),
+            "rss_peak_mb": group["rss_mb"].max(),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("process")
+
+
+def busy_seconds(resources: pd.DataFrame, role: str, threshold: float = 90.0) -> float:
+    """How long ``role`` ran at or above ``threshold`` % of one core (sum of its intervals)."""
+    if resources is None or resources.empty:
+        return 0.0
+    group = resources[resources["role"] == role].sort_values("time")
+    if len(group) < 2:
+        return 0.0
+    intervals = group["time"].diff().iloc[1:]
+    return float(intervals[group["cpu_pct"].iloc[1:] >= threshold].sum())

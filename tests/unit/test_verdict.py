@@ -1,0 +1,209 @@
+"""The hub's account and the verdict, without a hub: the --slo grammar and its evaluation,
+JUnit XML, percentiles from histogram buckets, failure causes, and each bottleneck rule."""
+
+import math
+import xml.etree.ElementTree as ET
+
+import pandas as pd
+import pytest
+
+from hubstress_ext.engine import slo
+from hubstress_ext.errors import OptionError
+from hubstress_ext.http.client import Response
+from hubstress_ext.hub.causes import cause_of_answer, cause_of_message
+from hubstress_ext.results.bottleneck import Evidence, bottleneck
+from hubstress_ext.results.hub_figures import HubFigures, bucket_of, hub_figures, quantile
+
+
+@pytest.mark.parametrize(
+    ("text", "figure", "op", "value"),
+    [
+        ("ready.p90<60s", "ready.p90", "<", 60.0),
+        ("execute.p99 <= 500ms", "execute.p99", "<=", 0.5),
+        ("failures<1%", "failures", "<", 0.01),
+        ("hub.event_loop.p99<0.5s", "hub.event_loop.p99", "<", 0.5),
+        ("hub.throttled<1", "hub.throttled", "<", 1.0),
+        ("qps>=100", "qps", ">=", 100.0),
+    ],
+)
+def test_rules(text, figure, op, value):
+    rule = slo.parse_rule(text)
+    assert (rule.figure, rule.op) == (figure, op) and rule.value == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["ready.p90", "ready.p90 << 1", "p90<1h", "<1s", "ready.p90<fast"])
+def test_bad_rules_say_what_a_rule_is(text):
+    with pytest.raises(OptionError, match="a rule is FIGURE OP NUMBER"):
+        slo.parse_rules(text)
+
+
+def test_rules_from_text_a_list_or_a_scenario_file():
+    assert slo.normalize("ready.p90<60s, failures<1%") == ["ready.p90<60s", "failures<1%"]
+    assert slo.normalize(["ready.p90<60s", "failures<1%;execute.p99<2s"]) == [
+        "ready.p90<60s",
+        "failures<1%",
+        "execute.p99<2s",
+    ]
+    assert slo.normalize(None) == []
+    with pytest.raises(OptionError):
+        slo.normalize(5)
+
+
+def test_evaluation_passes_fails_skips_and_never_passes_a_typo():
+    figures = {"ready.p90": 2.0, "failures": 0.0, "ready.p50": 1.0}
+    rules = ["ready.p90<1s", "failures<1%", "hub.event_loop.p99<0.5s", "redy.p90<60s"]
+    out = slo.evaluate(rules, figures)
+    assert [o.passed for o in out] == [False, True, None, False]
+    assert "2.000s" in out[0].note and "no such figure" in out[3].note and "ready.p50" in out[3].note
+    assert not slo.passed(out)
+    lines = slo.verdict_lines(out, run_ok=True)
+    assert lines[1] == "verdict: FAIL: ready.p90<1s, redy.p90<60s"
+    assert slo.verdict_lines(slo.evaluate(["failures<1%"], figures), True)[1] == "verdict: PASS"
+    assert slo.verdict_lines([], False)[1] == "verdict: FAIL: the run itself did not succeed"
+
+
+def test_junit_xml_is_valid_and_counts_what_failed():
+    out = slo.evaluate(
+        ["ready.p90<1s", "failures<1%", "hub.throttled<1"], {"ready.p90": 2.0, "failures": 0.0}
+    )
+    suite = ET.fromstring(slo.junit_xml("hubstress.stress-test", out, True, "", 12.5))
+    assert suite.get("tests") == "4" and suite.get("failures") == "1" and suite.get("skipped") == "1"
+    failed = [c.get("name") for c in suite if c.find("failure") is not None]
+    assert failed == ["ready.p90<1s"]
+    broken_run = ET.fromstring(slo.junit_xml("s", [], False, "hub unreachable & gone", 1.0))
+    assert broken_run.get("failures") == "1" and "hub unreachable & gone" in broken_run[0][0].text
+
+
+def test_quantiles_from_buckets_as_prometheus_estimates_them():
+    buckets = [(0.1, 10.0), (0.2, 50.0), (0.5, 90.0), (1.0, 100.0), (math.inf, 100.0)]
+    assert quantile(buckets, 0.5) == pytest.approx(0.2)
+    assert quantile(buckets, 0.3) == pytest.approx(0.15)  # halfway through (0.1, 0.2]
+    assert quantile(buckets, 0.9) == pytest.approx(0.5)
+    assert math.isnan(quantile([(1.0, 0.0), (math.inf, 0.0)], 0.5))
+    assert quantile([(1.0, 0.0), (math.inf, 4.0)], 0.5) == 1.0  # only +Inf: the last bound
+    assert bucket_of(buckets, 0.15) == (0.1, 0.2) and bucket_of(buckets, 0.2) == (0.1, 0.2)
+
+
+def metrics_frame(before, after):
+    rows = []
+    for t, samples in ((1.0, before), (2.0, after)):
+        for name, labels, value in samples:
+            rows.append((t, name, labels, value))
+    return pd.DataFrame(rows, columns=["time", "metric", "labels", "value"])
+
+
+def test_hub_figures_are_the_runs_share_of_the_hubs_counters():
+    spawn = "jupyterhub_server_spawn_duration_seconds"
+    ok = '"reason": "", "status": "success"'
+    before = [
+        (f"{spawn}_count", '{"reason": "", "status": "success"}', 3.0),
+        (f"{spawn}_bucket", '{"le": "0.5", ' + ok + "}", 3.0),
+        (f"{spawn}_bucket", '{"le": "1.0", ' + ok + "}", 3.0),
+        (f"{spawn}_bucket", '{"le": "+Inf", ' + ok + "}", 3.0),
+        (
+            "jupyterhub_request_duration_seconds_count",
+            '{"code": "429", "handler": "H", "method": "POST"}',
+            2.0,
+        ),
+        ("jupyterhub_running_servers", "", 1.0),
+    ]
+    after = [
+        (f"{spawn}_count", '{"reason": "", "status": "success"}', 13.0),
+        (f"{spawn}_count", '{"reason": "throttled", "status": "failure"}', 7.0),
+        (f"{spawn}_bucket", '{"le": "0.5", ' + ok + "}", 3.0),
+        (f"{spawn}_bucket", '{"le": "1.0", ' + ok + "}", 13.0),
+        (f"{spawn}_bucket", '{"le": "+Inf", ' + ok + "}", 13.0),
+        (
+            "jupyterhub_request_duration_seconds_count",
+            '{"code": "429", "handler": "H", "method": "POST"}',
+            9.0,
+        ),
+        ("jupyterhub_running_servers", "", 11.0),
+    ]
+    figures = hub_figures(metrics_frame(before, after))
+    assert figures.spawns == {"success": 10, "failure/throttled": 7} and figures.throttled == 7
+    assert 0.5 < figures.spawn_p50_s <= 1.0  # the run's 10 spawns all fell in (0.5, 1]
+    assert figures.refused_429 == {"H": 7} and figures.running_servers_max == 11
+    assert hub_figures(pd.DataFrame(columns=["time", "metric", "labels", "value"])) is None
+
+
+def test_failure_causes():
+    assert cause_of_answer(Response(429, headers={"Retry-After": "3"})) == "throttled"
+    assert cause_of_answer(Response(429)) == "hub full"
+    assert cause_of_answer(Response(503)) == "proxy error"
+    assert cause_of_answer(Response(500)) == "spawner error"
+    assert cause_of_answer(Response(None, error="connection failed: refused")) == "hub unreachable"
+    assert cause_of_answer(Response(403)) == "refused"
+    assert cause_of_message("Spawner failed to start [timeout]") == "spawn timeout"
+    assert cause_of_message("image pull back-off") == "spawner error"
+    assert cause_of_message("progress stream: HTTP 503") == "proxy error"
+
+
+def resources(role_pcts, seconds=10):
+    rows = []
+    for role, pct in role_pcts.items():
+        for t in range(seconds + 1):
+            rows.append((float(t), role, pct if t else 0.0, pct / 100 * t, 100.0))
+    return pd.DataFrame(rows, columns=["time", "role", "cpu_pct", "cpu_s", "rss_mb"])
+
+
+USERS = pd.DataFrame({"user": ["a"], "cause": [None]})
+QUIET = resources({"hub": 20.0, "proxy": 5.0})
+
+
+@pytest.mark.parametrize(
+    ("evidence", "expected"),
+    [
+        (
+            Evidence(HubFigures(spawns={"failure/too-many-users": 4}), USERS, QUIET, 5, 10),
+            "the hub is full: 4",
+        ),
+        (
+            Evidence(HubFigures(spawns={"failure/throttled": 9}), USERS, QUIET, 5),
+            "9 429s from concurrent_spawn_limit=5",
+        ),
+        (Evidence(None, pd.DataFrame({"user": ["a"], "cause": ["throttled"]}), QUIET), "1 429s from"),
+        (Evidence(HubFigures(), USERS, resources({"hub": 98.0, "proxy": 5.0})), "hub CPU at 98 % for 10 s"),
+        (Evidence(HubFigures(), USERS, resources({"hub": 30.0, "proxy": 95.0})), "proxy CPU at 95 %"),
+        (Evidence(HubFigures(proxy_add_p99_s=2.3), USERS, QUIET), "proxy p99 2.3 s"),
+        (Evidence(HubFigures(event_loop_p99_s=0.75), USERS, QUIET), "event loop lagged (p99 0.75 s)"),
+        (
+            Evidence(HubFigures(), pd.DataFrame({"user": ["a"], "cause": ["spawner error"]}), QUIET),
+            "failed in",
+        ),
+        (Evidence(HubFigures(), USERS, QUIET), "no limit reached: the hub kept up (hub CPU peak 20 %)"),
+        (Evidence(None, USERS, pd.DataFrame()), "no limit reached"),
+    ],
+)
+def test_each_bottleneck_rule(evidence, expected):
+    assert expected in bottleneck(evidence)
+
+
+def test_a_short_busy_moment_is_not_the_limit():
+    burst = resources({"hub": 20.0}, seconds=30)
+    burst.loc[(burst["role"] == "hub") & burst["time"].between(1, 2), "cpu_pct"] = 99.0
+    assert "no limit reached" in bottleneck(Evidence(HubFigures(), USERS, burst))
+
+
+def test_the_same_rules_from_every_front_end(tmp_path):
+    from hubstress_ext.cli.main import build_parser
+    from hubstress_ext.engine.argv import scenario_values
+    from hubstress_ext.engine.scenario_file import file_values
+    from hubstress_ext.notebook.magics import cell_values
+    from hubstress_ext.notebook.panel import Panel
+
+    want = ["ready.p90<60s", "failures<1%"]
+    argv = ["stress-test", "--slo", "ready.p90<60s, failures<1%"]
+    assert scenario_values(build_parser().parse_args(argv))["slo"] == want
+    assert cell_values("stress-test", "slo = ready.p90<60s; failures<1%")[1]["slo"] == want
+    path = tmp_path / "s.toml"
+    path.write_text('slo = ["ready.p90<60s", "failures<1%"]\n')
+    options = __import__("hubstress_ext").make_run(
+        "stress-test", dry_run=True, **file_values(path, "stress-test")[1]
+    )
+    assert options.options.slo == want
+    panel = Panel(scenario="stress-test")
+    panel.fields["slo"].value = "ready.p90<60s,failures<1%"
+    assert panel.values()["slo"] == want
+    with pytest.raises(OptionError, match="a rule is FIGURE OP NUMBER"):
+        __import__("hubstress_ext").make_run("stress-test", dry_run=True, slo="ready<")
