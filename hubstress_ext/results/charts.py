@@ -46,13 +46,7 @@ def spawn_storm_figure(data: pd.DataFrame | dict[str, pd.DataFrame]):
         return None
     if users["ready"].isna().all() and users["failed"].isna().all():
         return None  # nothing has happened yet: empty axes would only show a meaningless scale
-    with_cpu = resources is not None and not resources.empty
-    fig = _figure(13.5 if with_cpu else 9, 3)
-    if with_cpu:
-        left, right, cpu = fig.subplots(1, 3)
-        cpu_axes(cpu, resources)
-    else:
-        left, right = fig.subplots(1, 2)
+    fig, left, right = _two_panels_and_cpu(resources)
     t0 = users["spawn_requested"].min()
     ready = np.sort(users["ready"].dropna().to_numpy() - t0)
     failed = np.sort(users["failed"].dropna().to_numpy() - t0)
@@ -108,6 +102,17 @@ def activity_figure(df: pd.DataFrame):
     return fig
 
 
+def _two_panels_and_cpu(resources: pd.DataFrame | None):
+    """(figure, left axes, right axes), with a third panel of the sandbox's CPU when sampled."""
+    if resources is None or resources.empty:
+        fig = _figure(9, 3)
+        return (fig, *fig.subplots(1, 2))
+    fig = _figure(13.5, 3)
+    left, right, cpu = fig.subplots(1, 3)
+    cpu_axes(cpu, resources)
+    return fig, left, right
+
+
 def cpu_axes(ax, resources: pd.DataFrame) -> None:
     """CPU % of one core over time, one line per sandbox process role."""
     t0 = resources["time"].min()
@@ -125,13 +130,7 @@ def sessions_figure(data: dict[str, pd.DataFrame]):
     active, execute, resources = data.get("active"), data.get("execute"), data.get("resources")
     if active is None or active.empty:
         return None
-    with_cpu = resources is not None and not resources.empty
-    fig = _figure(13.5 if with_cpu else 9, 3)
-    if with_cpu:
-        left, right, cpu = fig.subplots(1, 3)
-        cpu_axes(cpu, resources)
-    else:
-        left, right = fig.subplots(1, 2)
+    fig, left, right = _two_panels_and_cpu(resources)
     left.step(active["t"], active["active"], where="post", color="C0")
     left.set(xlabel="seconds since the first arrival", ylabel="sessions", title="active sessions")
     left.set_ylim(bottom=0)

@@ -5,7 +5,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,18 +15,13 @@ from pathlib import Path
 import pytest
 
 from hubstress_ext import load_run
+from hubstress_ext.http.ports import free_port
 from hubstress_ext.loadgen.options import LoadOptions, SweepOptions
 from hubstress_ext.loadgen.run import BenchRun
 from hubstress_ext.loadgen.sweep import SweepRun
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
