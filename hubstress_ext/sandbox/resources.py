@@ -24,18 +24,22 @@ class ResourceSampler:
         self.interval = interval
         self.rows: list[tuple[float, str, float, float, float]] = []
         self._last: dict[str, tuple[float, float]] = {}  # role -> (time, cpu seconds)
+        # every process ever seen, with its CPU seconds when last seen: single-user servers
+        # come and go during a run, and a stopped one's CPU still counts for its role
+        self._seen: dict[int, tuple[str, float]] = {}
 
     def sample(self) -> None:
         now = time.time()
         for role, procs in self.sandbox.processes().items():
-            cpu = rss = 0.0
+            rss = 0.0
             for proc in procs:
                 try:
                     times = proc.cpu_times()
-                    cpu += times.user + times.system
+                    self._seen[proc.pid] = (role, times.user + times.system)
                     rss += proc.memory_info().rss
                 except psutil.Error:
                     pass
+            cpu = sum(used for r, used in self._seen.values() if r == role)
             before = self._last.get(role)
             pct = 100.0 * (cpu - before[1]) / (now - before[0]) if before and now > before[0] else 0.0
             self._last[role] = (now, cpu)

@@ -207,3 +207,30 @@ def test_the_same_rules_from_every_front_end(tmp_path):
     assert panel.values()["slo"] == want
     with pytest.raises(OptionError, match="a rule is FIGURE OP NUMBER"):
         __import__("hubstress_ext").make_run("stress-test", dry_run=True, slo="ready<")
+
+
+def test_a_server_that_stopped_keeps_its_cpu_in_the_sandbox_figures():
+    import subprocess
+    import sys
+
+    import psutil
+
+    from hubstress_ext.results.resources import resource_summary
+    from hubstress_ext.sandbox.resources import ResourceSampler
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\ntime.sleep(0.3)"
+    child = subprocess.Popen([sys.executable, "-c", burn])
+
+    class FakeSandbox:
+        def processes(self):
+            alive = child.poll() is None
+            return {"hub": [psutil.Process()], "servers": [psutil.Process(child.pid)] if alive else []}
+
+    sampler = ResourceSampler(FakeSandbox())
+    sampler.sample()
+    while child.poll() is None:
+        sampler.sample()  # seen while it runs...
+    child.wait()
+    sampler.sample()  # ...and gone at the end
+    servers = resource_summary(sampler.to_frame()).loc["servers"]
+    assert servers["cpu_s"] >= 0.2 and servers["rss_peak_mb"] > 1
