@@ -30,6 +30,7 @@ def _u(name: str) -> str:
 class HubAPI:
     def __init__(self, client: HttpClient) -> None:
         self.client = client
+        self.scopes: set[str] = set()  # the token's scopes, as the pre-flight read them
 
     # -- hub -----------------------------------------------------------------------------
 
@@ -57,6 +58,7 @@ class HubAPI:
         if not resp.ok:
             raise HubError(f"token check failed: {resp.reason()}")
         scopes = set((resp.json() or {}).get("scopes", []))
+        self.scopes = scopes
         if scopes and not _has_admin_user_scopes(scopes):
             raise HubError(
                 "token rejected or lacks admin scopes: it needs admin:users and admin:servers "

@@ -32,7 +32,7 @@ from hubstress_ext.engine.options import ServerOptions
 from hubstress_ext.engine.spec import option
 from hubstress_ext.errors import OptionError
 from hubstress_ext.http.client import gather_limited
-from hubstress_ext.hub.api import HubAPI
+from hubstress_ext.hub.api import HubAPI, HubError
 from hubstress_ext.hub.arrivals import ARRIVALS, Student, plan_class
 from hubstress_ext.hub.scenario import UserScenario
 from hubstress_ext.hub.singleuser import SessionStepError, UserServer
@@ -202,6 +202,11 @@ class SessionRun(UserScenario):
             for student in self.plan:
                 self.print_plan(student.describe())
         self.meta["plan"] = opts.describe_plan()
+        if opts.login == "token" and api.scopes and not any(s.split("!")[0] == "tokens" for s in api.scopes):
+            raise HubError(
+                "--login token makes a token for each student: the admin token needs the tokens scope "
+                "(or use --login form on a hub with a login form)"
+            )
         self.public_url = api.hub_url.removesuffix("/hub")
         self.starter = ServerStarter(api, self.users, opts)
         names = await self.create_users(api)

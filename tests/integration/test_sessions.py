@@ -165,3 +165,19 @@ def test_ctrl_c_mid_class_closes_kernels_stops_servers_deletes_users(sim_hub, cl
     assert users["deleted"].notna().all()
     assert clean_hub.active() == set() and not clean_hub.group()
     assert json.loads((Path(saved.path) / "meta.json").read_text())["status"] == "interrupted"
+
+
+def test_a_token_without_the_tokens_scope_fails_before_creating_anyone(sim_hub, clean_hub, monkeypatch):
+    from hubstress_ext.hub.api import HubAPI
+
+    real_check = HubAPI.check_access
+
+    async def check_without_tokens(self):
+        version = await real_check(self)
+        self.scopes = {s for s in self.scopes if s.split("!")[0] != "tokens"}
+        return version
+
+    monkeypatch.setattr(HubAPI, "check_access", check_without_tokens)
+    run = make_run("session-test", endpoint=sim_hub.api_url, token=sim_hub.token, count=3).execute()
+    assert run.status == "failed" and "needs the tokens scope" in run.error
+    assert not clean_hub.group() and not {n for n in clean_hub.users() if n.startswith("hubstress-")}
