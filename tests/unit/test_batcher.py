@@ -221,19 +221,16 @@ async def test_idle_batcher_schedules_nothing():
     assert b._timer is None and not b._busy  # no timer, no task: nothing runs while idle
 
 
-def test_mlp_cost_per_item_falls_with_batch_size():
+def test_mlp_gives_each_item_of_a_batch_what_it_gives_it_alone():
+    """Batching must not change answers (its speed-up is measured in benchmarks/batching.py,
+    never timed here: a timed assertion failed on a busy 2-core machine)."""
     model = MLP()
-    items = [{"ts": i} for i in range(64)]
-    model(items[:8])  # warm up
-
-    def per_item(n, reps):
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            for k in range(0, 64, n):
-                model(items[k : k + n])
-        return (time.perf_counter() - t0) / (64 * reps)
-
-    assert per_item(32, 3) < per_item(1, 3)
+    items = [{"ts": i} for i in range(16)] + [{"x": [float(i % 7)] * 256} for i in range(4)]
+    together = model(items)
+    alone = [model([item])[0] for item in items]
+    assert [r["label"] for r in together] == [r["label"] for r in alone]
+    for a, b in zip(together, alone, strict=True):
+        assert a["score"] == pytest.approx(b["score"], rel=1e-4, abs=1e-6)
     out = model([{"x": [1.0] * 256}, {"ts": 5}])
     assert len(out) == 2 and isinstance(out[0]["label"], int)
 
