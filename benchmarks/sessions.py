@@ -16,38 +16,43 @@ import argparse
 import json
 import sys
 import threading
-import time
 
 import numpy as np
 import psutil
 
 from hubstress_ext import make_run
+from hubstress_ext.results.resources import resource_summary
 from hubstress_ext.results.sessions import active_over_time
 from hubstress_ext.sandbox.hub import Sandbox
+from hubstress_ext.sandbox.resources import ResourceSampler
+
+
+class WithTool:
+    """The sandbox's processes by role, plus this process (the tool) as its own role."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.me = psutil.Process()
+
+    def processes(self) -> dict[str, list[psutil.Process]]:
+        return {"tool": [self.me], **self.sandbox.processes()}
 
 
 class CpuSampler(threading.Thread):
-    """CPU seconds of the tool and of each sandbox role, once a second."""
+    """The sandbox's ResourceSampler once a second, in a thread beside the run's event loop."""
 
     def __init__(self, sandbox: Sandbox) -> None:
         super().__init__(daemon=True)
-        self.sandbox = sandbox
-        self.me = psutil.Process()
-        self.samples: list[tuple[float, dict[str, float]]] = []
+        self.sampler = ResourceSampler(WithTool(sandbox))  # type: ignore[arg-type]
         self.halt = threading.Event()
 
     def run(self) -> None:
         while not self.halt.wait(1.0):
-            times = self.me.cpu_times()
-            row = {"tool": times.user + times.system, **self.sandbox.cpu_seconds()}
-            self.samples.append((time.time(), row))
+            self.sampler.sample()
 
     def percent_between(self, start: float, end: float) -> dict[str, float]:
-        inside = [(t, row) for t, row in self.samples if start <= t <= end]
-        if len(inside) < 2:
-            return {}
-        (t0, first), (t1, last) = inside[0], inside[-1]
-        return {role: 100.0 * (last[role] - first.get(role, 0.0)) / (t1 - t0) for role in last}
+        rows = self.sampler.to_frame()
+        return resource_summary(rows[rows["time"].between(start, end)])["cpu_mean_pct"].to_dict()
 
 
 def main() -> int:

@@ -126,15 +126,16 @@ class Run:
         return float(summary["errors"].sum() / summary["count"].sum())
 
     def _finish_verdict(self) -> None:
+        """Evaluate the ``--slo`` rules once the run has ended; write ``--junit`` if asked."""
         rules = getattr(self.options, "slo", None) or []
+        path = getattr(self.options, "junit", None)
+        if not rules and not path:
+            return
+        run_ok = self.status == "finished" and self.succeeded()
         self.outcomes = slo.evaluate(rules, self.figures()) if rules and self.status != "failed" else []
         if rules:
-            self.meta["verdict"] = slo.verdict_lines(
-                self.outcomes, self.status == "finished" and self.succeeded()
-            )
-        path = getattr(self.options, "junit", None)
+            self.meta["verdict"] = slo.verdict_lines(self.outcomes, run_ok)
         if path:
-            run_ok = self.status == "finished" and self.succeeded()
             note = self.error or ("" if run_ok else f"run {self.status}")
             seconds = (self.finished_at or time.time()) - (self.started_at or time.time())
             try:
@@ -146,9 +147,7 @@ class Run:
 
     def verdict_lines(self) -> list[str]:
         """PASS/FAIL and each rule's outcome (nothing when no ``--slo`` was given)."""
-        if not getattr(self.options, "slo", None) or not self.done:
-            return []
-        return slo.verdict_lines(self.outcomes, self.status == "finished" and self.succeeded())
+        return list(self.meta.get("verdict", [])) if self.done else []
 
     def start(self) -> threading.Thread:
         """Run in a background thread with its own event loop; returns at once.

@@ -50,8 +50,8 @@ def file_values(path: str | Path, scenario: str | None = None) -> tuple[str, dic
             raise OptionError(
                 f"scenario file {path}: {key!r} is not an option of {name} (known: {', '.join(sorted(opts))})"
             )
-        if isinstance(value, str) and (opt.kind is not str or opt.spec.parse):
-            value = opt.parse(value)
+        if isinstance(value, str):
+            value = opt.parse(value)  # a text option's parse gives the text back
         elif isinstance(value, int) and not isinstance(value, bool) and opt.kind is float:
             value = float(value)
         values[opt.name] = value

@@ -18,7 +18,7 @@ import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from hubstress_ext.errors import HubstressError
-from hubstress_ext.http.records import Record, RecordSink
+from hubstress_ext.http.records import Record, RecordSink, timed_record
 from hubstress_ext.http.retry import Deadline, RetryPolicy, parse_retry_after
 
 log = logging.getLogger("hubstress.http")
@@ -280,7 +280,7 @@ class HttpClient:
         except aiohttp.ClientError as exc:
             error = _describe_client_error(exc)
         elapsed = time.perf_counter() - t0
-        record = _record(op, method, path, user, wall, elapsed, status, error)
+        record = timed_record(op, method, path, user, wall, elapsed, status, error)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s -> %s in %.1f ms", method, path, status or error, elapsed * 1000)
         return record, Response(status=status, body=body, headers=headers, error=error)
@@ -337,7 +337,7 @@ class HttpClient:
             error = _describe_client_error(exc)
         finally:
             elapsed = time.perf_counter() - t0
-            record = _record(op, "GET", path, user, wall, elapsed, status, error)
+            record = timed_record(op, "GET", path, user, wall, elapsed, status, error)
             self.sink.add(record)
             if self.observer is not None:
                 self.observer(record)
@@ -359,29 +359,6 @@ class StreamError(HubstressError):
         if self.gone:
             return False
         return self.status is None or self.status >= 500 or self.status == 429
-
-
-def _record(
-    op: str,
-    method: str,
-    path: str,
-    user: str | None,
-    wall: float,
-    elapsed: float,
-    status: int | None,
-    error: str | None,
-) -> Record:
-    return Record(
-        op=op,
-        method=method,
-        path=path,
-        start=wall,
-        end=wall + elapsed,
-        latency_ms=elapsed * 1000.0,
-        status=status,
-        error=error,
-        user=user,
-    )
 
 
 def _is_retryable(response: Response, policy: RetryPolicy) -> bool:

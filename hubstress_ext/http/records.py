@@ -42,6 +42,30 @@ class Record:
 RECORD_COLUMNS = [f.name for f in dataclasses.fields(Record)]
 
 
+def timed_record(
+    op: str,
+    method: str,
+    path: str,
+    user: str | None,
+    wall: float,
+    elapsed: float,
+    status: int | None,
+    error: str | None,
+) -> Record:
+    """A record of one step that began at ``wall`` (epoch) and took ``elapsed`` (monotonic) seconds."""
+    return Record(
+        op=op,
+        method=method,
+        path=path,
+        start=wall,
+        end=wall + elapsed,
+        latency_ms=elapsed * 1000.0,
+        status=status,
+        error=error,
+        user=user,
+    )
+
+
 class RecordSink:
     """Thread-safe append-only store of records.
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
+from hubstress_ext.results.bottleneck import Evidence, bottleneck
 from hubstress_ext.results.hub_figures import HubFigures, client_429s, comparison_table
 from hubstress_ext.results.phases import failures_by_reason, spawn_latency_ms
+from hubstress_ext.results.resources import resource_summary
 from hubstress_ext.results.summary import format_table
 
 
@@ -55,3 +59,36 @@ def hub_account_lines(
         same = "they agree" if refused == seen else "they differ"
         lines.append(f"spawns refused with 429: the hub counted {refused}, hubstress saw {seen}: {same}")
     return lines
+
+
+def resource_lines(summary: pd.DataFrame) -> list[str]:
+    if summary.empty:
+        return []
+    return [
+        "",
+        "sandbox processes (CPU % of one core, sampled every second):",
+        format_table(summary.round(1)),
+    ]
+
+
+def evidence(
+    figures: HubFigures | None, users: pd.DataFrame, resources: pd.DataFrame, meta: dict[str, Any]
+) -> Evidence:
+    """What the bottleneck rules look at (the sandbox's limits when the run started one)."""
+    sandbox = meta.get("sandbox", {})
+    return Evidence(
+        figures, users, resources, sandbox.get("concurrent_spawn_limit"), sandbox.get("active_server_limit")
+    )
+
+
+def account_lines(
+    figures: HubFigures | None,
+    records: pd.DataFrame,
+    users: pd.DataFrame,
+    resources: pd.DataFrame,
+    meta: dict[str, Any],
+) -> list[str]:
+    """The hub's account, the sandbox's processes and the bottleneck line (live or saved)."""
+    lines = hub_account_lines(figures, records, users, meta.get("metrics_error"))
+    lines += resource_lines(resource_summary(resources))
+    return lines + ["", f"bottleneck: {bottleneck(evidence(figures, users, resources, meta))}"]

@@ -34,11 +34,11 @@ from hubstress_ext.hub import report
 from hubstress_ext.hub.api import MARKER_GROUP, HubAPI
 from hubstress_ext.hub.health import HubWatch
 from hubstress_ext.hub.metrics import METRICS_COLUMNS, MetricsScraper
-from hubstress_ext.results.bottleneck import Evidence, bottleneck
+from hubstress_ext.results.bottleneck import bottleneck
 from hubstress_ext.results.hub_figures import HubFigures, comparison_table, hub_figures
 from hubstress_ext.results.lifecycle import LifecycleTable
 from hubstress_ext.results.resources import resource_summary
-from hubstress_ext.results.summary import format_table, summarize
+from hubstress_ext.results.summary import summarize
 
 log = logging.getLogger("hubstress")
 
@@ -323,16 +323,7 @@ class HubRun(Run):
         return resource_summary(self.resources_df)
 
     def bottleneck(self) -> str:
-        sandbox = self.meta.get("sandbox", {})
-        return bottleneck(
-            Evidence(
-                self.hub_figures(),
-                self.users_df,
-                self.resources_df,
-                sandbox.get("concurrent_spawn_limit"),
-                sandbox.get("active_server_limit"),
-            )
-        )
+        return bottleneck(report.evidence(self.hub_figures(), self.users_df, self.resources_df, self.meta))
 
     def figures(self) -> dict[str, float]:
         return {**super().figures(), **hub_run_figures(self.hub_figures(), self.resources_df)}
@@ -368,10 +359,7 @@ class HubRun(Run):
 
     def account_lines(self) -> list[str]:
         """The hub's figures beside ours, the sandbox's processes, and the bottleneck line."""
-        lines = report.hub_account_lines(
-            self.hub_figures(), self.df, self.users_df, self.meta.get("metrics_error")
-        )
-        return lines + resource_lines(self.resources()) + ["", f"bottleneck: {self.bottleneck()}"]
+        return report.account_lines(self.hub_figures(), self.df, self.users_df, self.resources_df, self.meta)
 
     def report_extra(self) -> list[str]:
         """Lines a scenario adds after its table."""
@@ -395,29 +383,8 @@ class HubRun(Run):
         if cls.accounts_hub:
             metrics = saved.frames.get("metrics", pd.DataFrame())
             resources = saved.frames.get("resources", pd.DataFrame())
-            figures = hub_figures(metrics)
-            lines += report.hub_account_lines(figures, saved.df, saved.users_df, meta.get("metrics_error"))
-            lines += resource_lines(resource_summary(resources))
-            sandbox = meta.get("sandbox", {})
-            evidence = Evidence(
-                figures,
-                saved.users_df,
-                resources,
-                sandbox.get("concurrent_spawn_limit"),
-                sandbox.get("active_server_limit"),
-            )
-            lines += ["", f"bottleneck: {bottleneck(evidence)}"]
+            lines = report.account_lines(hub_figures(metrics), saved.df, saved.users_df, resources, meta)
         return lines + list(meta.get("verdict", []))
-
-
-def resource_lines(summary: pd.DataFrame) -> list[str]:
-    if summary.empty:
-        return []
-    return [
-        "",
-        "sandbox processes (CPU % of one core, sampled every second):",
-        format_table(summary.round(1)),
-    ]
 
 
 def hub_run_figures(figures: HubFigures | None, resources: pd.DataFrame) -> dict[str, float]:

@@ -38,7 +38,7 @@ from hubstress_ext.hub.scenario import UserScenario
 from hubstress_ext.hub.singleuser import SessionStepError, UserServer
 from hubstress_ext.hub.spawn import ServerStarter
 from hubstress_ext.hub.teardown import delete_user, delete_users, stop_server, stop_servers
-from hubstress_ext.hub.timing import Span, check_span, parse_duration, parse_rate, parse_span
+from hubstress_ext.hub.timing import Span, parse_duration, parse_rate, parse_span, span_normalizer
 from hubstress_ext.results import charts
 from hubstress_ext.results.sessions import (
     SessionRow,
@@ -94,6 +94,7 @@ class SessionOptions(ServerOptions):
         Span(60.0, 120.0),
         "how long a student stays once their server is ready: SECONDS or MIN-MAX, s/m suffixes (2-5m)",
         parse=parse_span("--session"),
+        normalize=span_normalizer("--session"),
         metavar="MIN-MAX",
         panel=True,
         panel_default=Span(20.0, 40.0),
@@ -102,6 +103,7 @@ class SessionOptions(ServerOptions):
         Span(5.0, 20.0),
         "pause between runs of the code: SECONDS or MIN-MAX",
         parse=parse_span("--think"),
+        normalize=span_normalizer("--think"),
         metavar="MIN-MAX",
         panel=True,
         panel_default=Span(2.0, 5.0),
@@ -137,8 +139,6 @@ class SessionOptions(ServerOptions):
 
     def validate(self) -> None:
         super().validate()
-        self.session = check_span(self.session, "--session")
-        self.think = check_span(self.think, "--think")
         if self.code.startswith("@"):
             path = Path(self.code[1:]).expanduser()
             try:
@@ -360,18 +360,16 @@ class SessionRun(UserScenario):
                 await server.close()
             self.open_servers.clear()
 
+    def _completed(self) -> int:
+        """Sessions that ran code, ended, and never failed."""
+        return sum(r.reason is None and r.ended is not None and r.executes > 0 for r in self.sessions.rows())
+
     def failure_rate(self) -> float | None:
         """Students whose session failed (or never happened), of those asked for."""
-        ok = sum(r.reason is None and r.ended is not None for r in self.sessions.rows())
-        return (self.options.count - ok) / self.options.count
+        return (self.options.count - self._completed()) / self.options.count
 
     def succeeded(self) -> bool:
-        if self.options.dry_run:
-            return True
-        rows = self.sessions.rows()
-        return len(rows) == self.options.count and all(
-            r.reason is None and r.ended is not None and r.executes > 0 for r in rows
-        )
+        return self.options.dry_run or self._completed() == self.options.count
 
     # -- results -----------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import aiohttp
 
 from hubstress_ext.http.client import HttpClient
-from hubstress_ext.http.records import Record, RecordSink
+from hubstress_ext.http.records import RecordSink, timed_record
 from hubstress_ext.http.retry import Deadline, RetryPolicy
 
 WS_STATUS = 101  # the status of steps over an open websocket: the upgrade's
@@ -123,13 +123,13 @@ class UserServer:
 
     async def connect(self, timeout: float) -> KernelChannel:
         assert self.kernel_id is not None
-        url = f"{self.base}api/kernels/{self.kernel_id}/channels?session_id={uuid.uuid4().hex}"
+        channels = f"{self.base}api/kernels/{self.kernel_id}/channels"
         wall, t0 = time.time(), time.perf_counter()
         status, error = None, None
         ws = None
         try:
             ws = await self.client.session.ws_connect(
-                url,
+                f"{channels}?session_id={uuid.uuid4().hex}",
                 headers=self.client.headers or None,
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None),
                 autoping=True,
@@ -139,10 +139,11 @@ class UserServer:
             status, error = exc.status, f"HTTP {exc.status}"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        _record(self.sink, "ws_connect", "GET", url.split("?")[0], self.name, wall, t0, status, error)
+        elapsed = time.perf_counter() - t0
+        self.sink.add(timed_record("ws_connect", "GET", channels, self.name, wall, elapsed, status, error))
         if ws is None:
             raise SessionStepError(f"websocket connect failed: {error}")
-        self.channel = KernelChannel(ws, url.split("?")[0], self.name, self.sink, timeout)
+        self.channel = KernelChannel(ws, channels, self.name, self.sink, timeout)
         return self.channel
 
     async def poll(self) -> None:
@@ -214,7 +215,10 @@ class KernelChannel:
             outcome = Outcome("", f"websocket failed: {type(exc).__name__}")
         if outcome.error is None and expect is not None and outcome.output.strip() != expect.strip():
             outcome.error = "output mismatch"
-        _record(self.sink, "execute", "WS", self.url, self.user, wall, t0, WS_STATUS, outcome.error)
+        elapsed = time.perf_counter() - t0
+        self.sink.add(
+            timed_record("execute", "WS", self.url, self.user, wall, elapsed, WS_STATUS, outcome.error)
+        )
         return outcome
 
     async def _collect(self, msg_id: str) -> Outcome:
@@ -252,18 +256,3 @@ class KernelChannel:
     async def close(self) -> None:
         if not self.ws.closed:
             await self.ws.close()
-
-
-def _record(
-    sink: RecordSink,
-    op: str,
-    method: str,
-    url: str,
-    user: str,
-    wall: float,
-    t0: float,
-    status: int | None,
-    error: str | None,
-) -> None:
-    elapsed = time.perf_counter() - t0
-    sink.add(Record(op, method, url, wall, wall + elapsed, elapsed * 1000.0, status, error, user=user))

@@ -14,7 +14,7 @@ import time
 from hubstress_ext.engine.options import ServerOptions
 from hubstress_ext.http.client import Response, StreamError
 from hubstress_ext.hub.api import HubAPI
-from hubstress_ext.hub.causes import SPAWNER_ERROR, cause_of_answer, cause_of_message
+from hubstress_ext.hub.causes import cause_of_answer, cause_of_message
 from hubstress_ext.results.lifecycle import LifecycleTable
 
 
@@ -49,31 +49,31 @@ class ServerStarter:
             row.ready = time.time()  # already running (e.g. --keep from an earlier run)
         else:
             row.failed = time.time()
-            row.reason = await self._failure_reason(name, resp)
-            row.cause = cause_of_answer(resp)
-            if row.cause == SPAWNER_ERROR and row.reason != f"spawn request failed: {resp.reason()}":
-                row.cause = cause_of_message(row.reason)  # the spawner said why (e.g. a timeout)
+            message = await self._spawner_message(name, resp)
+            if message:  # the spawner said why (e.g. a timeout)
+                row.reason, row.cause = message, cause_of_message(message)
+            else:
+                row.reason, row.cause = f"spawn request failed: {resp.reason()}", cause_of_answer(resp)
         return row.ready is not None
 
     async def start(self, name: str) -> bool:
         return await self.await_ready(name, await self.request(name))
 
-    async def _failure_reason(self, name: str, resp: Response) -> str:
-        """The spawner's own message for a failed spawn request.
+    async def _spawner_message(self, name: str, resp: Response) -> str | None:
+        """The spawner's own message for a spawn request that failed with a 5xx, if it gave one.
 
         A spawn that fails within ``slow_spawn_timeout`` is answered with a bare 500, but the
         progress stream of that server still reports the spawner's exception.
         """
-        fallback = f"spawn request failed: {resp.reason()}"
         if resp.status is None or resp.status < 500:
-            return fallback
+            return None
         try:
             async for event in self.api.progress(name, self.options.server_name, 10.0):
                 if event.get("failed"):
-                    return event.get("message") or fallback
+                    return event.get("message") or None
         except StreamError:
             pass
-        return fallback
+        return None
 
     async def _follow_progress(self, name: str) -> str | None:
         """None when the server became ready, else the failure reason.

@@ -115,16 +115,11 @@ async def stop_servers(
     pending: set[str] = set()
 
     async def stop(name: str) -> None:
-        users[name].stop_requested = time.time()
-        resp = await api.stop_server(name, server)
-        if resp.status == 202:
+        stopped = await request_stop(api, name, users, server)
+        if stopped is None:
             pending.add(name)
-        elif resp.ok or resp.status == 404:
-            users[name].stopped = time.time()
-            progress.advance("stop")
         else:
-            users[name].reason = users[name].reason or f"stop failed: {resp.reason()}"
-            progress.advance("stop", failed=True)
+            progress.advance("stop", failed=not stopped)
 
     await gather_limited(batch_size, [lambda n=n: stop(n) for n in names])
     await wait_stopped(api, pending, users, progress, timeout)
@@ -193,19 +188,28 @@ async def delete_user(api: HubAPI, name: str, users: LifecycleTable) -> bool:
     return ok
 
 
+async def request_stop(api: HubAPI, name: str, users: LifecycleTable, server: str = "") -> bool | None:
+    """Ask the hub to stop one server: True stopped, False refused (reason noted), None pending (202)."""
+    row = users[name]
+    row.stop_requested = time.time()
+    resp = await api.stop_server(name, server)
+    if resp.status == 202:
+        return None
+    if resp.ok or resp.status == 404:
+        row.stopped = time.time()
+        return True
+    row.reason = row.reason or f"stop failed: {resp.reason()}"
+    return False
+
+
 async def stop_server(
     api: HubAPI, name: str, users: LifecycleTable, timeout: float, server: str = ""
 ) -> bool:
     """Stop one user's server and wait (bounded) until the hub says it is gone."""
+    stopped = await request_stop(api, name, users, server)
+    if stopped is not None:
+        return stopped
     row = users[name]
-    row.stop_requested = time.time()
-    resp = await api.stop_server(name, server)
-    if resp.status != 202:
-        if resp.ok or resp.status == 404:
-            row.stopped = time.time()
-            return True
-        row.reason = row.reason or f"stop failed: {resp.reason()}"
-        return False
     loop = asyncio.get_running_loop()
     give_up = loop.time() + min(timeout, api.client.deadline.remaining())
     while loop.time() < give_up:

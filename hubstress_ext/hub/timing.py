@@ -86,6 +86,11 @@ def check_span(value: object, flag: str) -> Span:
     return Span(lo, hi)
 
 
+def span_normalizer(flag: str) -> Callable[[object], Span]:
+    """An option's ``normalize``: a Span from whatever code or a scenario file gave."""
+    return lambda value: check_span(value, flag)
+
+
 def parse_rate(flag: str) -> Callable[[str], float]:
     """``60/min``, ``2/s``, ``300/h`` or a plain number per second -> arrivals per second."""
 

@@ -7,13 +7,15 @@ import pandas as pd
 from hubstress_ext.results.summary import SUMMARY_COLUMNS, latency_stats, summarize, summary_row
 
 
-def phase_table(records: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
+def phase_table(
+    records: pd.DataFrame, users: pd.DataFrame, by_op: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Rows: create, spawn, ready, stop, delete.
 
     ``ready`` is per-user spawn latency (request -> ready), what a student waits for; ``stop``
     is request -> stopped. ``create``, ``spawn`` and ``delete`` time the HTTP requests.
     """
-    by_op = summarize(records)
+    by_op = summarize(records) if by_op is None else by_op  # the caller may have it already
     rows: dict[str, dict] = {}
     for op in ("create", "spawn"):
         if op in by_op.index:

@@ -57,8 +57,8 @@ class SessionTable:
 
 def step_table(records: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
     """One row per step: the server's (create, spawn, ready), the session's, then stop, delete."""
-    servers = phase_table(records, users)
     by_op = summarize(records)
+    servers = phase_table(records, users, by_op)
     rows = [servers.loc[[p]] for p in ("create", "spawn", "ready") if p in servers.index]
     rows += [by_op.loc[[op]] for op in SESSION_STEPS if op in by_op.index]
     rows += [servers.loc[[p]] for p in ("stop", "delete") if p in servers.index]
@@ -76,34 +76,40 @@ def failures_by_reason(sessions: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _spans(sessions: pd.DataFrame, users: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(sessions with their end, sorted starts, sorted ends) of the sessions that started.
+
+    A session is active from its server's ready until the server stopped (or, kept, until the
+    student left); one still going has no end yet.
+    """
+    merged = sessions.merge(users[["user", "stopped"]], on="user", how="left")
+    merged["end"] = merged["stopped"].fillna(merged["ended"])
+    started = merged[merged["started"].notna()]
+    return merged, np.sort(started["started"].to_numpy()), np.sort(started["end"].fillna(np.inf).to_numpy())
+
+
+def _active_at(starts: np.ndarray, ends: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Sessions active at each time in ``t`` (started at or before it, not ended by it)."""
+    return np.searchsorted(starts, t, side="right") - np.searchsorted(ends, t, side="right")
+
+
 def active_over_time(sessions: pd.DataFrame, users: pd.DataFrame, step: float = 1.0) -> pd.DataFrame:
-    """Active sessions (server ready until stopped, or until the student left) per ``step`` seconds."""
+    """Active sessions per ``step`` seconds since the first arrival."""
     if sessions.empty or sessions["started"].isna().all():
         return pd.DataFrame(columns=["t", "active"])
-    merged = sessions.merge(users[["user", "stopped"]], on="user", how="left")
-    start = merged["started"]
-    end = merged["stopped"].fillna(merged["ended"])
+    merged, starts, ends = _spans(sessions, users)
     t0 = float(merged["arrived"].min())
-    last = float(np.nanmax([end.max(), start.max()]))
-    end = end.fillna(np.inf)
+    last = float(np.nanmax([merged["end"].max(), merged["started"].max()]))
     grid = np.arange(0.0, max(last - t0, 0.0) + step, step)
-    active = [int(((start - t0 <= t) & (end - t0 > t)).sum()) for t in grid]
-    return pd.DataFrame({"t": grid, "active": active})
+    return pd.DataFrame({"t": grid, "active": _active_at(starts, ends, grid + t0)})
 
 
 def peak_active(sessions: pd.DataFrame, users: pd.DataFrame) -> int:
-    """The most sessions active at one instant (exact, from the start and end times)."""
+    """The most sessions active at one instant (exact: the count just after some session starts)."""
     if sessions.empty or sessions["started"].isna().all():
         return 0
-    merged = sessions.merge(users[["user", "stopped"]], on="user", how="left")
-    merged = merged[merged["started"].notna()]
-    ends = merged["stopped"].fillna(merged["ended"]).fillna(np.inf)
-    events = sorted([(t, 1) for t in merged["started"]] + [(t, -1) for t in ends], key=lambda e: (e[0], e[1]))
-    best = now = 0
-    for _, change in events:
-        now += change
-        best = max(best, now)
-    return best
+    _, starts, ends = _spans(sessions, users)
+    return int(_active_at(starts, ends, starts).max())
 
 
 def execute_over_time(records: pd.DataFrame, step: float = 5.0) -> pd.DataFrame:

@@ -27,6 +27,7 @@ import psutil
 
 from hubstress_ext.errors import RunError
 from hubstress_ext.http.ports import free_port
+from hubstress_ext.sandbox.simserver import ENV_SECRET as SIM_SECRET
 
 CONFIG_FILE = Path(__file__).with_name("jupyterhub_config.py")
 SPAWN_BUCKETS = "0.025,0.05,0.1,0.2,0.5,1,2,5,10,15,30,60,120,300,600,inf"
@@ -132,7 +133,7 @@ class Sandbox:
             if self.spawner == "sim":
                 sim_port = free_port()
                 env["HUBSTRESS_SIM_URL"] = f"http://127.0.0.1:{sim_port}"
-                env["HUBSTRESS_SIM_SECRET"] = secrets.token_hex(16)
+                env[SIM_SECRET] = secrets.token_hex(16)
                 if self.sim_delay is not None:
                     env["HUBSTRESS_SIM_DELAY"] = json.dumps(list(self.sim_delay))
                 self.simserver = self._spawn(

@@ -69,6 +69,23 @@ class State:
         return owner
 
 
+async def authenticated_owner(handler: web.RequestHandler, state: State, user: str) -> str | None:
+    """``user`` when the request is theirs (a token the hub vouches for, or their OAuth cookie
+    with the ``_xsrf`` cookie echoed on anything but GET); else None."""
+    auth = handler.request.headers.get("Authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() in ("token", "bearer") and token:
+        return user if await state.token_owner(token.strip()) == user else None
+    cookie = handler.get_cookie(f"jupyterhub-user-{user}")
+    if cookie and state.cookies.get(cookie) == user:
+        if handler.request.method not in ("GET", "HEAD"):
+            xsrf = handler.get_cookie("_xsrf")
+            if not xsrf or handler.request.headers.get("X-XSRFToken") != xsrf:
+                return None
+        return user
+    return None
+
+
 class Base(web.RequestHandler):
     state: State
 
@@ -84,19 +101,7 @@ class Base(web.RequestHandler):
         self.finish(json.dumps(data))
 
     async def owner(self, user: str) -> str | None:
-        """The authenticated owner of this request, if it is ``user``; else None."""
-        auth = self.request.headers.get("Authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() in ("token", "bearer") and token:
-            return user if await self.state.token_owner(token.strip()) == user else None
-        cookie = self.get_cookie(f"jupyterhub-user-{user}")
-        if cookie and self.state.cookies.get(cookie) == user:
-            if self.request.method not in ("GET", "HEAD"):
-                xsrf = self.get_cookie("_xsrf")
-                if not xsrf or self.request.headers.get("X-XSRFToken") != xsrf:
-                    return None
-            return user
-        return None
+        return await authenticated_owner(self, self.state, user)
 
     async def require(self, user: str) -> bool:
         if await self.owner(user) is None:
@@ -108,16 +113,16 @@ class Base(web.RequestHandler):
 class Register(Base):
     """The sim spawner tells the stand-in about a server's OAuth client (or that it stopped)."""
 
-    def post(self) -> None:
+    def prepare(self) -> None:
         if self.request.headers.get("Authorization") != f"secret {self.state.secret}":
             raise web.HTTPError(403)
+
+    def post(self) -> None:
         body = json.loads(self.request.body)
         self.state.servers[body["user"]] = body
         self.write_json({})
 
     def delete(self) -> None:
-        if self.request.headers.get("Authorization") != f"secret {self.state.secret}":
-            raise web.HTTPError(403)
         user = self.get_argument("user")
         self.state.servers.pop(user, None)
         self.state.kernels.pop(user, None)
@@ -250,7 +255,7 @@ class Channels(websocket.WebSocketHandler):
         self.worker: asyncio.Task | None = None
 
     async def get(self, user: str, kernel_id: str) -> None:  # type: ignore[override]
-        if await Base.owner(self, user) is None:  # type: ignore[arg-type]
+        if await authenticated_owner(self, self.state, user) is None:
             raise web.HTTPError(403)
         if kernel_id not in self.state.kernels.get(user, {}):
             raise web.HTTPError(404, f"Kernel does not exist: {kernel_id}")

@@ -20,7 +20,7 @@ from jupyterhub.spawner import Spawner
 from tornado.httpclient import AsyncHTTPClient
 from traitlets import Dict, Float, Tuple, Unicode, default
 
-ENV_SECRET = "HUBSTRESS_SIM_SECRET"  # shared with the stand-in server (sandbox/simserver.py)
+from hubstress_ext.sandbox.simserver import ENV_SECRET
 
 
 class SimSpawner(Spawner):
@@ -82,23 +82,21 @@ class SimSpawner(Spawner):
             "callback": env["JUPYTERHUB_OAUTH_CALLBACK_URL"],
             "hub_prefix": self.hub.base_url,
         }
-        await AsyncHTTPClient().fetch(
-            self.server_url.rstrip("/") + "/_sim/servers",
-            method="POST",
-            body=json.dumps(body),
-            headers={"Authorization": f"secret {os.environ.get(ENV_SECRET, '')}"},
-        )
+        await self._tell_stand_in("POST", "", body=json.dumps(body))
 
     async def _unregister(self) -> None:
         try:
-            await AsyncHTTPClient().fetch(
-                self.server_url.rstrip("/") + f"/_sim/servers?user={self.user.name}",
-                method="DELETE",
-                headers={"Authorization": f"secret {os.environ.get(ENV_SECRET, '')}"},
-                raise_error=False,
-            )
+            await self._tell_stand_in("DELETE", f"?user={self.user.name}", raise_error=False)
         except OSError:
             pass  # the stand-in is gone (the sandbox is stopping): nothing to forget
+
+    async def _tell_stand_in(self, method: str, query: str, **kw) -> None:
+        await AsyncHTTPClient().fetch(
+            self.server_url.rstrip("/") + "/_sim/servers" + query,
+            method=method,
+            headers={"Authorization": f"secret {os.environ.get(ENV_SECRET, '')}"},
+            **kw,
+        )
 
     async def poll(self) -> int | None:
         return None if self._running else 0
