@@ -7,6 +7,10 @@ attempt; after a few consecutive failures that look like a missing hub (connecti
 reset, 502/503 from the proxy), it asks the hub's own ``/hub/health`` once, with a short limit.
 If that fails too, the hub is declared down: the client stops sending (requests fail at once,
 unsent) and the run is told, so it can end with one line naming when the hub went away.
+
+A load can also go quiet on the hub's API for minutes (a class in session talks to the
+single-user servers through the proxy, which outlives a dead hub): such a run also keeps a
+heartbeat, one ``/hub/health`` probe every few seconds, that declares the hub down the same way.
 """
 
 from __future__ import annotations
@@ -85,10 +89,22 @@ class HubWatch:
             return
         self.down_at = self.down_at or self.first_failure or time.time()
         health = resp.error or f"HTTP {resp.status}"
-        self.reason = f"{self.last_failure} x{self.streak}, /hub/health: {health}"
+        self.reason = (
+            f"{self.last_failure} x{self.streak}, /hub/health: {health}"
+            if self.streak
+            else f"/hub/health: {health}"
+        )
         self.client.unreachable = "hub unreachable"
         log.warning("the hub looks down (%s); stopping the load", self.reason)
         self.on_down()
+
+    async def heartbeat(self, interval: float) -> None:
+        """Probe ``/hub/health`` every ``interval`` seconds until the hub is found down."""
+        while not self.tripped:
+            await asyncio.sleep(interval)
+            if self._probe is None and not self.tripped:
+                self._probe = asyncio.ensure_future(self._confirm())
+                await asyncio.shield(self._probe)
 
     async def recheck(self) -> bool:
         """One more look before teardown: True (and sending resumes) if the hub is back."""

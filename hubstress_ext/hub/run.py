@@ -54,6 +54,7 @@ class HubRun(Run):
     options_type = HubOptions
     cleans_up = True
     accounts_hub = False  # read the hub's metrics before and after, report them, name the limit
+    heartbeat_s = 0.0  # > 0: probe /hub/health this often (a load that goes quiet on the hub's API)
 
     def __init__(self, options: HubOptions) -> None:
         super().__init__(options)
@@ -133,6 +134,8 @@ class HubRun(Run):
                 await self.scraper.scrape_once()  # the baseline: the hub before the load
                 if self.scrape_every > 0:
                     background.append(asyncio.ensure_future(self.scraper.run()))
+            if self.heartbeat_s and self.watch is not None:
+                background.append(asyncio.ensure_future(self.watch.heartbeat(self.heartbeat_s)))
             if self._sandbox is not None and not opts.dry_run:
                 from hubstress_ext.sandbox.resources import ResourceSampler
 

@@ -184,6 +184,7 @@ class SessionRun(UserScenario):
     scenario = "session-test"
     options_type = SessionOptions
     options: SessionOptions
+    heartbeat_s = 5.0  # students in session talk to their servers, not the hub: watch it anyway
 
     def __init__(self, options: SessionOptions) -> None:
         super().__init__(options)

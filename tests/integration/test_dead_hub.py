@@ -41,6 +41,30 @@ def test_sigkill_of_the_hub_mid_storm_ends_the_run_within_60s(count):
     assert "`hubstress purge`" in out
 
 
+@pytest.mark.timeout(180)
+def test_sigkill_of_the_hub_mid_class_ends_the_run_within_60s():
+    """Students in session talk to their servers through the proxy, which outlives the hub:
+    the run's heartbeat on /hub/health notices the hub is gone."""
+    hub = Sandbox("sim").start()
+    try:
+        env = dict(os.environ, JUPYTERHUB_ENDPOINT=hub.api_url, JUPYTERHUB_API_TOKEN=hub.token)
+        args = ["--count", "10", "--arrival", "burst", "--session", "300", "--think", "1"]
+        proc = hubstress_popen("session-test", *args, env=env)
+        time.sleep(8.0)  # every student in session
+        hub.hub.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        out, err = proc.communicate(timeout=120)
+        took = time.monotonic() - killed
+    finally:
+        hub.stop()
+    assert proc.returncode == 1, out + err
+    assert took < 60, f"the run went on for {took:.0f}s after the hub died"
+    assert "Traceback" not in err
+    assert re.search(
+        r"the hub became unreachable at \d\d:\d\d:\d\d \(.*/hub/health.*\); 10 user\(s\) left", out
+    ), out
+
+
 def test_everything_gone_mid_run_is_named_too():
     """The hub, its proxy and servers all vanish: connections are refused, the same ending."""
     hub = Sandbox("sim", sim_delay=(2.0, 3.0)).start()

@@ -69,6 +69,26 @@ def test_look_alike_users_survive_stress_activity_and_purge(sim_hub, look_alikes
     assert_untouched(hub)
 
 
+def test_look_alike_users_survive_a_class_of_students(sim_hub, look_alikes):
+    from hubstress_ext import make_run
+
+    run = make_run(
+        "session-test",
+        endpoint=sim_hub.api_url,
+        token=sim_hub.token,
+        count=3,
+        arrival="burst",
+        session=2.0,
+        think=0.5,
+        code="5*4",
+        expect_output="20",
+    ).execute()
+    assert run.exit_code == 0, run.report()
+    assert not set(run.created) & set(LOOK_ALIKES)
+    assert set(run.df["user"].dropna()) <= set(run.created)  # nothing sent for a look-alike
+    assert_untouched(look_alikes)
+
+
 def test_a_bulk_create_that_collides_never_adopts_existing_users(sim_hub, look_alikes, monkeypatch):
     """Even when the names picked exist (a race with someone else), only 201-created users are ours."""
     hub = look_alikes
