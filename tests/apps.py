@@ -5,7 +5,10 @@
 Paths: /echo (answers like the seed's endpoint), /stall (the whole server blocks for
 STALL_MS on its STALL_AT-th request: a real stall, the event loop stops), /status/N (answers
 N with a JSON error), /busy (503 {"error": "busy"}), /slow (answers after 5 s), /drop (closes
-the connection without answering), /count (how many requests /stall and /echo saw).
+the connection without answering), /count (how many requests /stall and /echo saw),
+/shard (answers like /echo and notes when each request of each ``X-Hubstress-Shard`` arrived;
+GET /shard: per shard, the count and the first and last arrival, epoch seconds), /big (a
+100 KB JSON answer the load generator must read and parse).
 """
 
 import asyncio
@@ -59,6 +62,25 @@ class Drop(web.RequestHandler):
         self.request.connection.stream.close()
 
 
+arrivals: dict[str, list[float]] = {}
+BIG = json.dumps({"rows": [{"i": i, "name": f"row-{i}", "value": i * 0.5} for i in range(2500)]})
+
+
+class Shard(Echo):
+    def post(self) -> None:
+        arrivals.setdefault(self.request.headers.get("X-Hubstress-Shard", "-"), []).append(time.time())
+        super().post()
+
+    def get(self) -> None:
+        self.finish({k: {"n": len(v), "first": v[0], "last": v[-1]} for k, v in arrivals.items()})
+
+
+class Big(web.RequestHandler):
+    def post(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(BIG)
+
+
 class Count(web.RequestHandler):
     def get(self) -> None:
         self.finish(seen)
@@ -74,6 +96,8 @@ async def main(port: int) -> None:
             (r"/slow", Slow),
             (r"/drop", Drop),
             (r"/count", Count),
+            (r"/shard", Shard),
+            (r"/big", Big),
         ],
         log_function=lambda h: None,
     )

@@ -92,6 +92,31 @@ class RunOptions(Options):
     junit: str | None = option(None, "write the verdict as JUnit XML to FILE", metavar="FILE")
 
 
+def _dask_target(value: Any) -> Any:
+    from hubstress_ext.cluster.target import normalize
+
+    return normalize(value)
+
+
+@dataclass
+class ShardOptions(Options):
+    """Load from many processes or machines on Dask (``hubstress_ext.cluster``)."""
+
+    dask: str | None = option(
+        None,
+        "spread the load over Dask workers, one shard each: local:N (N processes here), "
+        "tcp://SCHEDULER:8786, or gateway[:N] (dask-gateway's defaults, as on DaskHub); "
+        "needs hubstress_ext[dask]",
+        normalize=_dask_target,
+        metavar="CLUSTER",
+        panel=True,
+        label="Dask cluster",
+    )
+    allow_lost_shards: bool = option(
+        False, "exit 0 even when a shard was lost with its worker (the run still says degraded)"
+    )
+
+
 @dataclass
 class SandboxOptions(Options):
     """The throwaway JupyterHub (``--sandbox`` runs and ``hubstress sandbox``)."""
@@ -227,7 +252,7 @@ class ServerOptions(UserLoadOptions):
 
 
 @dataclass
-class StressOptions(ServerOptions):
+class StressOptions(ServerOptions, ShardOptions):
     ramp: float = option(
         0.0, "spread spawn requests evenly over SECONDS (0: burst)", low=0, unit="seconds", metavar="SECONDS"
     )

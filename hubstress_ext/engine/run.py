@@ -260,7 +260,12 @@ class Run:
 
     @property
     def exit_code(self) -> int:
-        if self.status == "finished" and self.succeeded() and slo.passed(self.outcomes):
+        """0 passed; 130 stopped; 1 otherwise. A ``degraded`` run (a Dask shard was lost) is 1
+        unless ``--allow-lost-shards`` accepts it."""
+        whole = self.status == "finished" or (
+            self.status == "degraded" and getattr(self.options, "allow_lost_shards", False)
+        )
+        if whole and self.succeeded() and slo.passed(self.outcomes):
             return 0
         if self.status in ("interrupted", "aborted"):
             return 130

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from hubstress_ext.engine.options import ServerOptions
+from hubstress_ext.engine.options import ServerOptions, ShardOptions
 from hubstress_ext.engine.spec import option
 from hubstress_ext.errors import OptionError
 from hubstress_ext.http.client import gather_limited
@@ -56,7 +56,7 @@ TOKEN_MARGIN_S = 3600  # a student's token outlives their session by this much (
 
 
 @dataclass
-class SessionOptions(ServerOptions):
+class SessionOptions(ServerOptions, ShardOptions):
     arrival: str = option(
         "poisson",
         "how students arrive: all at once (burst), evenly over --period, at random at --rate "

@@ -219,10 +219,13 @@ class OpenLoop(_Loop):
         arrival: str = "constant",
         max_connections: int = 1000,
         seed: int = 0,
+        phase: float = 0.0,
+        start: float | None = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.rate = rate
+        self.phase = phase  # the schedule starts this late (one shard's place in an even merged schedule)
         self.arrival = arrival
         self.max_connections = max_connections
         self.seed = seed
@@ -232,27 +235,33 @@ class OpenLoop(_Loop):
         self.scheduler_lag: list[float] = []  # dispatch time - scheduled time, per request
         self.waited_for_connection = 0
         self.scheduled = 0
+        self._start = start  # monotonic time the schedule begins (default: when run() is called)
         self.started = 0.0  # monotonic time the schedule began
         # the schedule's own span: what rates are divided by (the drain after it is reported
         # apart, so a server that answers late does not look like a generator that sent slowly)
         self.window_s = 0.0
 
     def offsets(self, span: float) -> np.ndarray:
-        """Send times (s from the start) within ``span`` and the request budget."""
+        """Send times (s from the start) within ``span`` and the request budget.
+
+        Poisson: a Poisson process *given its count* -- rate x span arrival times drawn
+        uniformly over the span and sorted. The gaps are exponential as in any Poisson
+        process, but the run sends the number of requests asked for (a free count would vary
+        by 1/sqrt(N): +-3 % at 1,200), and shards' streams still merge into one Poisson stream.
+        """
         expected = span * self.rate
         if self.arrival == "poisson":
             rng = np.random.default_rng(self.seed)
-            draw = int(expected + 6 * np.sqrt(expected) + 10)  # enough to pass ``span``
-            times = np.cumsum(rng.exponential(1.0 / self.rate, draw))
+            times = np.sort(rng.uniform(0.0, span, int(round(expected))))
         else:
             times = np.arange(int(np.ceil(expected)) + 1, dtype=float) / self.rate
         return times[times < span][: self.remaining]
 
     async def run(self, grace: float) -> None:
-        start = self.started = time.monotonic()
+        start = self.started = time.monotonic() if self._start is None else self._start
         span = max(0.0, self.deadline - start)
         budget = self.remaining
-        offsets = self.offsets(span)
+        offsets = self.offsets(max(0.0, span - self.phase)) + self.phase
         cut_by_budget = 0 < len(offsets) == budget and offsets[-1] + 1.0 / self.rate < span
         self.window_s = float(offsets[-1] + 1.0 / self.rate) if cut_by_budget else span
         times = (start + offsets).tolist()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from hubstress_ext.engine.options import RunOptions, timed_run_duration
+from hubstress_ext.engine.options import RunOptions, ShardOptions, timed_run_duration
 from hubstress_ext.engine.spec import option, parse_int_list
 from hubstress_ext.errors import OptionError
 from hubstress_ext.loadgen.body import parse_template
@@ -19,7 +19,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH")
 
 
 @dataclass
-class EndpointOptions(RunOptions):
+class EndpointOptions(RunOptions, ShardOptions):
     """What every load on one URL takes: where, what to send, how long one request may take."""
 
     url: str = option(

@@ -47,7 +47,7 @@ def outcome_of(status: int, body: bytes) -> tuple[str, float, int]:
 class Recorder:
     """Append-only columns; ``mark`` lets a live display read only what is new."""
 
-    def __init__(self) -> None:
+    def __init__(self, origin: float | None = None) -> None:
         self.intended: list[float] = []
         self.sent: list[float] = []
         self.done: list[float] = []
@@ -56,8 +56,9 @@ class Recorder:
         self.ts_diff: list[float] = []
         self.batch_size: list[int] = []
         self.failed = 0  # outcomes other than "ok", kept as they come (live progress reads it)
-        self.origin = time.monotonic()  # monotonic time of the run's start...
-        self.origin_wall = time.time()  # ...and the wall clock at that moment
+        now = time.monotonic()
+        self.origin = now if origin is None else origin  # monotonic time of the run's start...
+        self.origin_wall = time.time() - (now - self.origin)  # ...and the wall clock at that moment
 
     def __len__(self) -> int:
         return len(self.done)

@@ -19,8 +19,8 @@ from hubstress_ext.loadgen import report
 from hubstress_ext.loadgen.connection import Target
 from hubstress_ext.loadgen.endpoint import EndpointControl
 from hubstress_ext.loadgen.options import SweepOptions
-from hubstress_ext.loadgen.recorder import Recorder
-from hubstress_ext.loadgen.run import STOP_GRACE_S, LoadRun, check_reachable, run_load
+from hubstress_ext.cluster.coordinator import degraded
+from hubstress_ext.loadgen.run import STOP_GRACE_S, LoadRun, check_reachable
 from hubstress_ext.loadgen.summary import bench_stats
 from hubstress_ext.results import charts
 
@@ -53,6 +53,7 @@ class SweepRun(LoadRun):
         super().__init__(options)
         self.cells: list[dict[str, Any]] = []
         self.records: list[pd.DataFrame] = []
+        self.degraded_cells = 0  # --dask: cells in which a shard was lost
 
     def plan(self) -> list[tuple[int | None, int]]:
         sizes: list[int | None] = list(self.options.batch_sizes or [None])
@@ -64,7 +65,7 @@ class SweepRun(LoadRun):
         self.meta["url"] = opts.url
         plan = self.plan()
         self.progress.begin(PHASE, len(plan))
-        async with EndpointControl(opts.url, opts.headers(), opts.timeout) as control:
+        async with self.load_engine(), EndpointControl(opts.url, opts.headers(), opts.timeout) as control:
             config = await control.probe()
             self.meta["endpoint_config"] = config
             if opts.batch_sizes and config is None:
@@ -86,7 +87,7 @@ class SweepRun(LoadRun):
                 if opts.batch_sizes and original is not None:
                     await control.set_batch_size(original)
         self.meta["best"] = self.best()
-        self.status = "interrupted" if self._stops else "finished"
+        self.status = "interrupted" if self._stops else "degraded" if self.degraded_cells else "finished"
 
     async def _cell(
         self, control: EndpointControl | None, batch_size: int | None, workers: int
@@ -96,19 +97,20 @@ class SweepRun(LoadRun):
             await control.set_batch_size(batch_size)
         actual_bs = batch_size
         if opts.warmup > 0:
-            await run_load(
-                opts.cell(workers, opts.warmup), Recorder(), on_loop=self._set_load, grace=STOP_GRACE_S
-            )
+            await self.execute_load(opts.cell(workers, opts.warmup), grace=STOP_GRACE_S)
             if self._stops:
                 return None
         before = await control.stats() if control else None
-        recorder = Recorder()
-        _, elapsed, cpu = await run_load(opts.cell(workers), recorder, on_loop=self._set_load)
+        result = await self.execute_load(opts.cell(workers))
         if self._stops:
             return None  # a cut-short cell would mislead: only whole cells are kept
         after = await control.stats() if control else None
-        frame = recorder.to_frame()
-        stats = bench_stats(frame, elapsed, cpu)
+        frame = result.frame
+        stats = bench_stats(frame, result.elapsed, result.cpu)
+        if result.warnings:
+            self.meta.setdefault("warnings", []).extend(f"cell {workers} workers: {w}" for w in result.warnings)
+        if degraded(result.shards):
+            self.degraded_cells += 1
         server_cpu = math.nan
         if before and after and before.get("pid") == after.get("pid"):
             wall = after["time"] - before["time"]
@@ -172,7 +174,7 @@ class SweepRun(LoadRun):
         return self.df.pivot_table(index="workers", columns="batch_size", values=value, dropna=False)
 
     def succeeded(self) -> bool:
-        return self.status == "finished" and any(c["ok"] for c in self.cells)
+        return self.status in ("finished", "degraded") and any(c["ok"] for c in self.cells)
 
     def chart_data(self) -> pd.DataFrame:
         return self.df
@@ -180,7 +182,8 @@ class SweepRun(LoadRun):
     figure = staticmethod(charts.sweep_figure)
 
     def report_body(self) -> list[str]:
-        return report.sweep_lines(self.summary(), self.best(), self.options.max_p99_ms)
+        lines = report.sweep_lines(self.summary(), self.best(), self.options.max_p99_ms)
+        return lines + report.shard_lines(self.meta)
 
     def report_json(self) -> dict[str, Any]:
         cells = json.loads(self.df.to_json(orient="records"))

@@ -18,6 +18,7 @@ LAYERS = {
     "batching": 3,
     "results": 2,
     "http": 1,
+    "cluster": 1,
     "errors": 0,
 }
 

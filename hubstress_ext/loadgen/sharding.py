@@ -1,0 +1,247 @@
+"""bench and sweep over Dask: one load split into shards (one per worker), merged back.
+
+Closed loop: workers and the request budget are split evenly. Open loop: each shard schedules
+R/N per second; Poisson shards use different seeds (independent Poisson streams at R/N sum to
+a Poisson stream at R), constant shards are offset by 1/R each so the merged schedule stays
+evenly spaced. Every request carries ``X-Hubstress-Shard`` so a target can tell shards apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hubstress_ext.cluster.coordinator import NOT_WHOLE, Coordinator, ShardState
+from hubstress_ext.cluster.merge import concat_chunks, merge
+from hubstress_ext.cluster.shard import ShardJob
+from hubstress_ext.cluster.target import Cluster
+from hubstress_ext.errors import OptionError
+from hubstress_ext.loadgen.connection import Target
+from hubstress_ext.loadgen.loops import ClosedLoop, OpenLoop
+from hubstress_ext.loadgen.options import LoadOptions
+from hubstress_ext.loadgen.recorder import Recorder
+from hubstress_ext.loadgen.run import (
+    BEHIND_LAG_MS,
+    STOP_GRACE_S,
+    LoadResult,
+    Schedule,
+    check_reachable,
+    run_load,
+)
+
+SHARD_HEADER = "X-Hubstress-Shard"
+BUSY_CPU_PCT = 90.0  # a shard above this was itself the limit, not the target
+TIME_COLUMNS = ("t_intended", "t_sent", "t_done")
+
+
+def share(total: int, n: int, i: int) -> int:
+    """Shard ``i``'s part of ``total`` split as evenly as whole numbers allow."""
+    return total // n + (1 if i < total % n else 0)
+
+
+def split(opts: LoadOptions, n: int) -> list[tuple[LoadOptions, float]]:
+    """(options, schedule phase) per shard."""
+    if not opts.open_loop and opts.workers < n:
+        raise OptionError(f"--workers {opts.workers} is fewer than the {n} shards: give at least {n}")
+    if opts.requests is not None and opts.requests < n:
+        raise OptionError(f"--requests {opts.requests} is fewer than the {n} shards: give at least {n}")
+    parts = []
+    for i in range(n):
+        part = dataclasses.replace(opts, dask=None, save=None, junit=None, slo=[])
+        phase = 0.0
+        if opts.open_loop:
+            assert opts.rate is not None
+            part.rate = opts.rate / n
+            part.seed = opts.seed * 1000 + i  # shard 0 of any run draws what a 1-shard run draws
+            if opts.arrival == "constant":
+                phase = i / opts.rate
+        else:
+            part.workers = share(opts.workers, n, i)
+        if opts.requests is not None:
+            part.requests = share(opts.requests, n, i)
+        parts.append((part, phase))
+    return parts
+
+
+@dataclass
+class BenchShard(ShardJob):
+    """One shard of a bench (or of one sweep cell), run on its worker."""
+
+    options: LoadOptions
+    shard: int = 0
+    phase: float = 0.0
+    grace: float | None = None
+    token: str | None = None
+    secret_fields = ("token",)
+    _recorder: Recorder | None = field(default=None, repr=False)
+    _load: Any = field(default=None, repr=False)
+    _stopping: bool = False
+    _sent: int = 0
+    _result: LoadResult | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.options.token:  # the token travels apart from the task (see cluster.shard)
+            self.token, self.options = self.options.token, dataclasses.replace(self.options, token=None)
+
+    async def prepare(self) -> None:
+        self.options.token = self.token
+        await check_reachable(Target(self.options.url), min(self.options.timeout, 10.0))
+
+    async def run(self, t0: float) -> None:
+        self._recorder = Recorder(origin=t0)
+        self._result = await run_load(
+            self.options,
+            self._recorder,
+            on_loop=self._set_load,
+            grace=self.grace,
+            headers={SHARD_HEADER: str(self.shard)},
+            phase=self.phase,
+            start=t0,
+        )
+
+    def _set_load(self, load: ClosedLoop | OpenLoop) -> None:
+        self._load = load
+        if self._stopping:
+            self.stop()
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._load is not None:
+            self._load.stop()
+            self._load.timeout = STOP_GRACE_S
+
+    def chunk(self) -> pd.DataFrame | None:
+        if self._recorder is None:
+            return None
+        n = len(self._recorder)
+        if n == self._sent:
+            return None
+        frame = self._recorder.to_frame(self._sent, n)
+        self._sent = n
+        return frame
+
+    def counts(self) -> tuple[int, int]:
+        rec = self._recorder
+        return (len(rec), rec.failed) if rec is not None else (0, 0)
+
+    def final(self) -> dict[str, Any]:
+        res = self._result
+        if res is None:
+            return {}
+        out: dict[str, Any] = {"load_elapsed_s": res.elapsed, "load_cpu_s": res.cpu}
+        if res.schedule is not None:
+            sched = res.schedule
+            out["schedule"] = {
+                "scheduled": sched.scheduled,
+                "window_s": sched.window_s,
+                "lag_s": sched.lag_s.astype(np.float32),
+                "waited_for_connection": sched.waited_for_connection,
+            }
+        return out
+
+
+async def run_sharded(
+    cluster: Cluster,
+    opts: LoadOptions,
+    *,
+    grace: float | None = None,
+    on_coordinator: Callable[[Coordinator], None] | None = None,
+    on_progress: Callable[[list[ShardState]], None] | None = None,
+) -> LoadResult:
+    """One load over every worker of ``cluster``, merged into one :class:`LoadResult`."""
+    parts = split(opts, len(cluster.workers))
+    jobs = [BenchShard(o, i, phase, grace) for i, (o, phase) in enumerate(parts)]
+    max_seconds = opts.time_limit + (opts.timeout if grace is None else grace) + 5.0
+    coordinator = Coordinator(cluster, jobs, max_seconds=max_seconds, on_progress=on_progress)
+    if on_coordinator is not None:
+        on_coordinator(coordinator)
+    states = await coordinator.run()
+    return sharded_result(states, coordinator.start, coordinator.start_local, opts.open_loop)
+
+
+def merged_frame(states: list[ShardState], start: float | None, start_local: float | None) -> pd.DataFrame:
+    """Every shard's records so far, on one time base: seconds since the common start."""
+    parts = []
+    for s in states:
+        frame = concat_chunks(s.records())
+        if frame is None:
+            continue
+        delta = (s.started - start) if s.started is not None and start is not None else 0.0
+        parts.append((s.shard, s.worker, frame, delta))
+    df = merge(parts, TIME_COLUMNS, sort_by="t_done", empty=lambda: Recorder().to_frame())
+    if start_local is not None and len(df):
+        df["time"] = pd.to_datetime(start_local + df["t_done"].to_numpy(), unit="s", utc=True)
+    return df
+
+
+def sharded_result(
+    states: list[ShardState], start: float | None, start_local: float | None, open_loop: bool
+) -> LoadResult:
+    frame = merged_frame(states, start, start_local)
+    results = [s.result or {} for s in states]
+    elapsed = max([r.get("load_elapsed_s", 0.0) for r in results] + [1e-9])
+    if not any("load_elapsed_s" in r for r in results) and len(frame):
+        elapsed = max(float(frame["t_done"].max()), 1e-9)
+    cpu = float(sum(r.get("load_cpu_s", 0.0) for r in results))
+    schedule = _merged_schedule(states, frame) if open_loop else None
+    table = shard_table(states, frame)
+    return LoadResult(frame, elapsed, cpu, schedule, table, shard_warnings(table))
+
+
+def _merged_schedule(states: list[ShardState], frame: pd.DataFrame) -> Schedule:
+    scheduled, window, waited, lags = 0, 0.0, 0, []
+    for s in states:
+        sched = (s.result or {}).get("schedule")
+        if sched is None:  # lost: what it had sent is what it scheduled
+            scheduled += int((frame["shard"] == s.shard).sum()) if len(frame) else 0
+            continue
+        scheduled += sched["scheduled"]
+        window = max(window, sched["window_s"])
+        waited += sched["waited_for_connection"]
+        lags.append(np.asarray(sched["lag_s"], dtype=float))
+    if not window and len(frame):
+        window = float(frame["t_intended"].max())
+    lag = np.concatenate(lags) if lags else np.array([])
+    return Schedule(scheduled, window, 0.0, lag, waited)
+
+
+def shard_table(states: list[ShardState], frame: pd.DataFrame) -> pd.DataFrame:
+    """``run.shards``: shard, worker, status, requests (from the records), CPU %, start offset."""
+    rows = []
+    for s in states:
+        row = s.row()
+        if len(frame):
+            mine = frame[frame["shard"] == s.shard]
+            row["requests"] = len(mine)
+            row["failed"] = int((mine["outcome"].astype(str) != "ok").sum())
+        sched = (s.result or {}).get("schedule")
+        lag = np.asarray(sched["lag_s"]) if sched else np.array([])
+        row["lag_p99_ms"] = round(float(np.percentile(lag, 99)) * 1000.0, 3) if lag.size else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def shard_warnings(table: pd.DataFrame) -> list[str]:
+    """Lost shards, and shards that were themselves the bottleneck (CPU, late scheduler)."""
+    out = []
+    for row in table.to_dict("records"):
+        where = f"shard {row['shard']} ({row['worker']})"
+        if row["status"] in NOT_WHOLE:
+            out.append(f"{where} {row['status']}: {row['error']}; its {row['requests']} request(s) are kept")
+            continue
+        if row["cpu_pct"] == row["cpu_pct"] and row["cpu_pct"] > BUSY_CPU_PCT:
+            out.append(
+                f"{where} used {row['cpu_pct']:.0f}% of a CPU: the generator, not the target, "
+                "may have limited the result"
+            )
+        if row.get("lag_p99_ms") is not None and row["lag_p99_ms"] > BEHIND_LAG_MS:
+            out.append(
+                f"{where}'s scheduler fell behind (lag p99 {row['lag_p99_ms']:.1f} ms): "
+                "the shard, not the target, limited the result"
+            )
+    return out

@@ -1,0 +1,172 @@
+"""Load from several processes on Dask (``--dask local:2``): real worker processes, the test
+app (tests/apps.py) as the target, counting each shard's requests by its header."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+from hubstress_ext import make_run
+from tests.integration.test_loadgen import ROOT, app, get_json  # noqa: F401 - the app fixture
+
+pytestmark = pytest.mark.slow
+
+
+def seen_by_target(app: str) -> dict[str, dict]:
+    return get_json(f"{app}/shard")
+
+
+def test_closed_loop_2000_requests_split_evenly_over_two_shards(app):
+    run = make_run("bench", url=f"{app}/shard", dask="local:2", requests=2000, workers=8).execute()
+    assert run.status == "finished", run.error
+    df = run.df
+    assert len(df) == 2000
+    assert df.groupby("shard").size().to_dict() == {0: 1000, 1: 1000}
+    assert df["worker"].nunique() == 2
+    stats = run.stats
+    assert stats["requests"] == stats["ok"] + stats["failed"] == 2000
+    assert {k: v["n"] for k, v in seen_by_target(app).items()} == {"0": 1000, "1": 1000}
+    assert list(run.shards["status"]) == ["finished", "finished"]
+    assert list(run.shards["requests"]) == [1000, 1000]
+    assert run.exit_code == 0
+
+
+@pytest.mark.parametrize("arrival", ["constant", "poisson"])
+def test_open_loop_400_per_second_over_two_shards(app, arrival):
+    run = make_run(
+        "bench", url=f"{app}/shard", dask="local:2", rate=400, duration=3, arrival=arrival
+    ).execute()
+    assert run.status == "finished", run.error
+    df = run.df
+    assert 1176 <= len(df) <= 1224
+    assert sum(v["n"] for v in seen_by_target(app).values()) == len(df)
+    if arrival == "constant":
+        gaps_ms = np.diff(np.sort(df["t_intended"].to_numpy())) * 1000.0
+        assert 2.25 <= float(np.median(gaps_ms)) <= 2.75
+        firsts = [v["first"] for v in seen_by_target(app).values()]
+        assert max(firsts) - min(firsts) < 0.020  # the shards started together (seen by the target)
+    else:
+        gaps = np.diff(np.sort(df["t_intended"].to_numpy()))
+        assert gaps.std() > 0.7 * gaps.mean()  # exponential gaps (std = mean), not a metronome
+
+
+def _cli(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hubstress_ext", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def _wait_for_load(app: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if seen_by_target(app):
+            return
+        time.sleep(0.05)
+    raise AssertionError("no request reached the target")
+
+
+def test_ctrl_c_stops_every_shard_within_a_second(app):
+    proc = _cli("bench", f"{app}/shard", "--dask", "local:2", "--rate", "200", "--duration", "30", "--json")
+    _wait_for_load(app)
+    time.sleep(2.0)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 3.0, err
+    assert proc.returncode == 130, err
+    frozen = sum(v["n"] for v in seen_by_target(app).values())
+    time.sleep(1.5)
+    assert sum(v["n"] for v in seen_by_target(app).values()) == frozen  # nothing sent after the stop
+    result = json.loads(out)
+    assert result["status"] == "interrupted"
+    assert {row["status"] for row in result["shard_table"]} == {"stopped"}
+    assert result["requests"] == frozen
+
+
+def _workers_of(proc: subprocess.Popen) -> list[psutil.Process]:
+    """The Dask worker processes the CLI started (its spawned children)."""
+    kids = psutil.Process(proc.pid).children(recursive=True)
+    return [k for k in kids if "spawn_main" in " ".join(k.cmdline())]
+
+
+def test_a_killed_worker_loses_its_shard_keeps_its_records_and_fails_the_run(app):
+    proc = _cli("bench", f"{app}/shard", "--dask", "local:2", "--rate", "200", "--duration", "6", "--json")
+    _wait_for_load(app)
+    time.sleep(1.5)
+    workers = _workers_of(proc)
+    assert len(workers) == 2, [w.cmdline() for w in workers]
+    before = seen_by_target(app)
+    workers[0].send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    result = json.loads(out)
+    assert result["status"] == "degraded"
+    table = {row["shard"]: row for row in result["shard_table"]}
+    lost = [s for s, row in table.items() if row["status"] == "lost"]
+    assert len(lost) == 1, table
+    seen = seen_by_target(app)
+    dead, alive = str(lost[0]), str(1 - lost[0])
+    assert seen[dead]["last"] < killed_at + 0.05  # nothing from the dead shard after the kill
+    assert seen[dead]["n"] >= before[dead]["n"] > 0
+    assert seen[alive]["n"] == 600  # the other shard ran its whole 6 s at 100/s (200/s over 2)
+    assert 0 < table[lost[0]]["requests"] <= seen[dead]["n"]  # its partial records were kept
+    assert "lost" in err or any("lost" in w for w in result["warnings"])
+
+
+def test_allow_lost_shards_accepts_a_degraded_run(app):
+    proc = _cli(
+        "bench", f"{app}/shard", "--dask", "local:2", "--rate", "100", "--duration", "4",
+        "--allow-lost-shards", "--json",
+    )
+    _wait_for_load(app)
+    time.sleep(1.0)
+    _workers_of(proc)[1].send_signal(signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    result = json.loads(out)
+    assert result["status"] == "degraded"
+    assert proc.returncode == 0, err
+
+
+def test_the_token_never_travels_in_task_arguments(app):
+    """Secrets reach workers apart from the task: its pickled arguments hold no token."""
+    import pickle
+
+    from hubstress_ext.loadgen.options import LoadOptions
+    from hubstress_ext.loadgen.sharding import BenchShard
+
+    job = BenchShard(LoadOptions(url=f"{app}/shard", token="s3cret-t0ken-value"), 0)
+    secrets = job.take_secrets()
+    assert secrets == {"token": "s3cret-t0ken-value"}
+    assert b"s3cret-t0ken-value" not in pickle.dumps(job)
+    run = make_run(
+        "bench", url=f"{app}/shard", dask="local:2", requests=50, workers=2, token="s3cret-t0ken-value"
+    ).execute()
+    assert run.status == "finished", run.error
+    assert "s3cret-t0ken-value" not in run.report() + json.dumps(run.report_json(), default=str)
+
+
+def test_dask_errors_are_one_clear_line(app):
+    out = subprocess.run(
+        [sys.executable, "-m", "hubstress_ext", "bench", f"{app}/shard", "--dask", "nowhere"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 2 and "--dask must be local:2" in out.stderr
+    env = {**os.environ}
+    out = subprocess.run(
+        [sys.executable, "-m", "hubstress_ext", "bench", f"{app}/shard", "--dask", "tcp://127.0.0.1:9",
+         "--requests", "10"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert out.returncode == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
