@@ -15,9 +15,11 @@ call these and never ask which scenario they hold.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -55,6 +57,7 @@ class Run:
         self._done = threading.Event()
         self._started = threading.Event()  # set once the run's loop is known (stop() works)
         self.outcomes: list[slo.Outcome] = []  # the --slo rules, evaluated when the run ends
+        self.cluster: Any = None  # a --dask run's cluster (``cluster.target.Cluster``) while it runs
 
     # -- what a subclass implements ----------------------------------------------------------
 
@@ -92,6 +95,22 @@ class Run:
             self._finish_verdict()
             self._done.set()
         return self
+
+    @contextlib.asynccontextmanager
+    async def shard_cluster(self) -> AsyncIterator[None]:
+        """For a ``--dask`` run: connect to the cluster (``self.cluster``), let go afterwards."""
+        target = getattr(self.options, "dask", None)
+        if not target:
+            yield
+            return
+        from hubstress_ext.cluster.target import open_cluster
+
+        self.cluster = await asyncio.to_thread(open_cluster, target)
+        self.meta["dask"] = {"cluster": self.cluster.description, "workers": self.cluster.workers}
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(self.cluster.close)
 
     # -- the verdict (--slo, --junit) ---------------------------------------------------------
 

@@ -102,6 +102,11 @@ class HttpClient:
     def dry_run(self) -> bool:
         return self._dry_run is not None
 
+    @property
+    def token(self) -> str | None:
+        """The token this client sends (for a process that must send the same: a Dask shard)."""
+        return self._token
+
     async def __aenter__(self) -> HttpClient:
         if not self.dry_run:
             headers = {"Accept": "application/json"}

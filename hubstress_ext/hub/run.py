@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from hubstress_ext.cluster.coordinator import degraded
 from hubstress_ext.engine.options import HubOptions
 from hubstress_ext.engine.run import Run
 from hubstress_ext.http.client import HttpClient
@@ -67,6 +68,9 @@ class HubRun(Run):
         self._phase_task: asyncio.Task | None = None
         self._client: HttpClient | None = None
         self.sampler: Any = None  # the sandbox's ResourceSampler, in a --sandbox run
+        self.coordinator: Any = None  # a --dask run's shards, while they run (``hub.sharding``)
+        self.shard_records: pd.DataFrame | None = None  # what the shards sent (--dask)
+        self.shards: pd.DataFrame | None = None  # one row per shard (--dask)
 
     @property
     def keep(self) -> bool:
@@ -142,7 +146,11 @@ class HubRun(Run):
                 self.sampler = ResourceSampler(self._sandbox)
                 background.append(asyncio.ensure_future(self.sampler.run()))
             try:
-                await self._load_and_teardown(api, client)
+                if opts.dry_run:
+                    await self._load_and_teardown(api, client)
+                else:
+                    async with self.shard_cluster():
+                        await self._load_and_teardown(api, client)
             finally:
                 for task in background:
                     task.cancel()
@@ -161,7 +169,7 @@ class HubRun(Run):
             self._set_stopped_status()
             return
         if await self._phase("load", self.load(api)):
-            self.status = "finished"
+            self.status = "degraded" if degraded(self.shards) else "finished"
             if self.scraper is not None:
                 await self.scraper.scrape_once()  # the hub's figures after everything the load did
         if self._hub_is_down:
@@ -289,8 +297,16 @@ class HubRun(Run):
 
     @property
     def df(self) -> pd.DataFrame:
-        """Every request attempt as a row."""
-        return self.sink.to_frame()
+        """Every request attempt as a row (a --dask run: + ``shard``/``worker``; -1 = coordinator)."""
+        own = self.sink.to_frame()
+        if self.shard_records is None:
+            return own
+        own.insert(0, "worker", "coordinator")
+        own.insert(0, "shard", -1)
+        frames = [f for f in (own, self.shard_records) if not f.empty]
+        if not frames:
+            return own
+        return pd.concat(frames, ignore_index=True).sort_values("start", kind="stable", ignore_index=True)
 
     @property
     def users_df(self) -> pd.DataFrame:
@@ -332,12 +348,15 @@ class HubRun(Run):
         return {**super().figures(), **hub_run_figures(self.hub_figures(), self.resources_df)}
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        return {
+        out = {
             "records": self.df,
             "users": self.users_df,
             "metrics": self.metrics_df,
             "resources": self.resources_df,
         }
+        if self.shards is not None:
+            out["shards"] = self.shards
+        return out
 
     def report(self) -> str:
         opts = self.options
@@ -356,9 +375,17 @@ class HubRun(Run):
             lines.append(self.meta["leftover_note"])
         elif self.keep and not opts.sandbox:
             lines.append("users were left on the hub; `hubstress purge` removes them")
+        if self.shards is not None:
+            lines += shard_lines(self.meta.get("dask", {}).get("cluster", "Dask"), self.shards)
         if self.accounts_hub:
             lines += self.account_lines()
         return "\n".join(lines + self.verdict_lines())
+
+    def report_json(self) -> dict[str, Any]:
+        out = super().report_json()
+        if self.shards is not None:
+            out["shard_table"] = self.shards.to_dict("records")
+        return out
 
     def account_lines(self) -> list[str]:
         """The hub's figures beside ours, the sandbox's processes, and the bottleneck line."""
@@ -388,6 +415,16 @@ class HubRun(Run):
             resources = saved.frames.get("resources", pd.DataFrame())
             lines = report.account_lines(hub_figures(metrics), saved.df, saved.users_df, resources, meta)
         return lines + list(meta.get("verdict", []))
+
+
+def shard_lines(cluster: str, shards: pd.DataFrame) -> list[str]:
+    from hubstress_ext.results.summary import format_table
+
+    lines = ["", f"shards on {cluster}:", format_table(shards.drop(columns=["error"]).set_index("shard"))]
+    for row in shards.to_dict("records"):
+        if row["error"]:
+            lines.append(f"warning: shard {row['shard']} ({row['worker']}) {row['status']}: {row['error']}")
+    return lines
 
 
 def hub_run_figures(figures: HubFigures | None, resources: pd.DataFrame) -> dict[str, float]:

@@ -12,12 +12,39 @@ SETTLE_TIMEOUT = 5.0  # how long teardown waits for a create request already sen
 
 
 class UserScenario(HubRun):
+    """Create users, then each user's work (``work``): here, or on Dask workers (``--dask``)."""
+
     options: UserLoadOptions
     accounts_hub = True
+    shard_phase = "ready"  # the progress phase a sharded run's shard counts go to
 
     def __init__(self, options: UserLoadOptions) -> None:
         super().__init__(options)
         self.creation: UserCreation | None = None
+
+    async def work(self, api: HubAPI, names: list[str], indices: list[int], t0: float | None) -> None:
+        """The load of users ``names`` (user ``indices[k]`` of the run's plan is ``names[k]``),
+        timed from ``t0`` (the event loop's clock; None: now). What a shard runs."""
+        raise NotImplementedError
+
+    async def load_users(self, api: HubAPI, names: list[str]) -> None:
+        """Each created user's work, in this process or spread over the Dask cluster."""
+        if self.cluster is None:
+            await self.work(api, names, list(range(len(names))), None)
+            return
+        from hubstress_ext.hub.sharding import run_user_shards
+
+        await run_user_shards(self, api, names)
+
+    async def shard_cleanup(self) -> None:
+        """On a shard after a stop: close what only this process can (session-test: kernels)."""
+
+    def shard_counts(self) -> tuple[int, int]:
+        """(users done, failed) for a sharded run's progress."""
+        rows = self.users.rows()
+        return sum(r.ready is not None or r.failed is not None for r in rows), sum(
+            r.failed is not None for r in rows
+        )
 
     @property
     def keep(self) -> bool:

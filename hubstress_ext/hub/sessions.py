@@ -185,6 +185,7 @@ class SessionRun(UserScenario):
     options_type = SessionOptions
     options: SessionOptions
     heartbeat_s = 5.0  # students in session talk to their servers, not the hub: watch it anyway
+    shard_phase = "sessions"
 
     def __init__(self, options: SessionOptions) -> None:
         super().__init__(options)
@@ -208,8 +209,6 @@ class SessionRun(UserScenario):
                 "--login token makes a token for each student: the admin token needs the tokens scope "
                 "(or use --login form on a hub with a login form)"
             )
-        self.public_url = api.hub_url.removesuffix("/hub")
-        self.starter = ServerStarter(api, self.users, opts)
         names = await self.create_users(api)
         if api.client.dry_run:
             self.print_plan(
@@ -220,11 +219,17 @@ class SessionRun(UserScenario):
                 "DELETE /users/NAME/server, DELETE /users/NAME"
             )
             return
-        students = list(zip(self.plan, names, strict=False))
+        self.meta["class_started"] = time.time()
+        await self.load_users(api, names)
+
+    async def work(self, api: HubAPI, names: list[str], indices: list[int], t0: float | None) -> None:
+        """The students ``names`` (student ``indices[k]`` of the plan), arriving from ``t0``."""
+        self.public_url = api.hub_url.removesuffix("/hub")
+        self.starter = ServerStarter(api, self.users, self.options)
+        students = [(self.plan[i], name) for i, name in zip(indices, names, strict=True)]
         self.progress.begin("ready", len(students))
         self.progress.begin("sessions", len(students))
-        t0 = asyncio.get_running_loop().time()
-        self.meta["class_started"] = time.time()
+        t0 = asyncio.get_running_loop().time() if t0 is None else t0
         await asyncio.gather(*(self.student(api, s, name, t0) for s, name in students))
 
     async def student(self, api: HubAPI, plan: Student, name: str, t0: float) -> None:
@@ -329,6 +334,21 @@ class SessionRun(UserScenario):
             row.reason = row.reason or "kernel stop failed"
         await server.close()
         self.open_servers.pop(name, None)
+
+    async def shard_cleanup(self) -> None:
+        """A stopped shard closes its students' tabs: kernels shut down before the coordinator
+        stops their servers."""
+        if self.open_servers:
+            await gather_limited(
+                self.options.batch_size, [lambda n=n: self._leave(n) for n in list(self.open_servers)]
+            )
+        for server in list(self.open_servers.values()):
+            await server.close()
+        self.open_servers.clear()
+
+    def shard_counts(self) -> tuple[int, int]:
+        rows = self.sessions.rows()
+        return sum(r.ended is not None for r in rows), sum(r.reason is not None for r in rows)
 
     # -- teardown (after a stop, or what stop-as-you-go could not finish) ----------------------
 

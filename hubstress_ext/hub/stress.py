@@ -29,14 +29,15 @@ class StressTestRun(UserScenario):
 
     async def load(self, api: HubAPI) -> None:
         await self.create_users(api)
-        await self.spawn_all(api, self.created)
+        await self.load_users(api, self.created)
 
-    async def spawn_all(self, api: HubAPI, names: list[str]) -> None:
+    async def work(self, api: HubAPI, names: list[str], indices: list[int], t0: float | None) -> None:
+        """Start the servers of ``names``; with --ramp, user ``i`` of ``count`` starts at i*ramp/count."""
         opts = self.options
         self.progress.begin("ready", len(names))
         slots = asyncio.Semaphore(opts.batch_size)
-        t0 = asyncio.get_running_loop().time()
-        interval = opts.ramp / len(names) if names and opts.ramp else 0.0
+        t0 = asyncio.get_running_loop().time() if t0 is None else t0
+        interval = opts.ramp / opts.count if opts.ramp else 0.0
         starter = ServerStarter(api, self.users, opts)
 
         async def one(index: int, name: str) -> None:
@@ -49,7 +50,7 @@ class StressTestRun(UserScenario):
             ok = await starter.await_ready(name, resp)
             self.progress.advance("ready", failed=not ok)
 
-        await asyncio.gather(*(one(i, n) for i, n in enumerate(names)))
+        await asyncio.gather(*(one(i, n) for i, n in zip(indices, names, strict=True)))
 
     async def teardown(self, api: HubAPI) -> None:
         opts = self.options

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,25 +143,9 @@ class LoadRun(Run):
     def __init__(self, options: Any) -> None:
         super().__init__(options)
         self.load: ClosedLoop | OpenLoop | None = None
-        self.cluster: Any = None  # the Dask cluster of a --dask run (``cluster.target.Cluster``)
         self.coordinator: Any = None  # the sharded load going on now
         self.recorder: Recorder | None = None  # the local load going on now
         self.shard_states: list[Any] = []
-
-    @contextlib.asynccontextmanager
-    async def load_engine(self) -> AsyncIterator[None]:
-        """Connect to the Dask cluster for a ``--dask`` run (and let go of it afterwards)."""
-        if not self.options.dask:
-            yield
-            return
-        from hubstress_ext.cluster.target import open_cluster
-
-        self.cluster = await asyncio.to_thread(open_cluster, self.options.dask)
-        self.meta["dask"] = {"cluster": self.cluster.description, "workers": self.cluster.workers}
-        try:
-            yield
-        finally:
-            await asyncio.to_thread(self.cluster.close)
 
     async def execute_load(self, opts: LoadOptions, grace: float | None = None) -> LoadResult:
         """One load: in this process, or split over the Dask cluster's workers and merged."""
@@ -241,7 +223,7 @@ class BenchRun(LoadRun):
         await check_reachable(target, min(opts.timeout, 10.0))
         self.meta["url"] = opts.url
         self.meta["mode"] = "open" if opts.open_loop else "closed"
-        async with self.load_engine():
+        async with self.shard_cluster():
             self.progress.begin(PHASE, opts.requests or 0)
             ticker = asyncio.ensure_future(self._tick())
             try:

@@ -65,7 +65,7 @@ class SweepRun(LoadRun):
         self.meta["url"] = opts.url
         plan = self.plan()
         self.progress.begin(PHASE, len(plan))
-        async with self.load_engine(), EndpointControl(opts.url, opts.headers(), opts.timeout) as control:
+        async with self.shard_cluster(), EndpointControl(opts.url, opts.headers(), opts.timeout) as control:
             config = await control.probe()
             self.meta["endpoint_config"] = config
             if opts.batch_sizes and config is None:

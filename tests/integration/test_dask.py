@@ -170,3 +170,46 @@ def test_dask_errors_are_one_clear_line(app):
     )
     assert out.returncode == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in out.stdout + out.stderr
     assert "Traceback" not in out.stderr
+
+
+def _spawned_once_by_shards(run, count: int) -> None:
+    df = run.df
+    spawns = df[(df["op"] == "spawn") & (df["attempt"] == 1)]
+    assert len(spawns) == count and spawns["user"].nunique() == count  # each user exactly once
+    assert set(spawns["shard"]) == {0, 1}  # ...by the shards, not the coordinator
+    assert set(df.loc[df["op"] == "create", "shard"]) == {-1}  # the coordinator created them
+    users = run.users_df
+    assert users["deleted"].notna().all() and run.meta["left_on_hub"] == 0  # teardown complete
+    assert run.hub_figures().spawns.get("success") == count  # the hub agrees
+    assert list(run.shards["status"]) == ["finished", "finished"]
+    assert run.shards["users"].sum() == count
+
+
+def test_stress_test_on_the_sandbox_over_two_shards():
+    run = make_run(
+        "stress-test", sandbox=True, sandbox_spawner="sim", count=12, batch_size=4, dask="local:2"
+    ).execute()
+    assert run.exit_code == 0, run.report()
+    _spawned_once_by_shards(run, 12)
+    assert run.users_df["ready"].notna().all()
+
+
+def test_session_test_on_the_sandbox_over_two_shards():
+    run = make_run(
+        "session-test",
+        sandbox=True,
+        sandbox_spawner="sim",
+        count=8,
+        arrival="burst",
+        session="4",
+        think="1",
+        code="6*7",
+        expect_output="42",
+        dask="local:2",
+    ).execute()
+    assert run.exit_code == 0, run.report()
+    _spawned_once_by_shards(run, 8)
+    sessions = run.sessions_df
+    assert len(sessions) == 8 and sessions["reason"].isna().all() and (sessions["executes"] >= 2).all()
+    executes = run.df[run.df["op"] == "execute"]
+    assert set(executes["shard"]) == {0, 1} and executes["error"].isna().all()
