@@ -141,6 +141,7 @@ def open_cluster(value: str | ClientRef) -> Cluster:
             host="127.0.0.1",
             dashboard_address=None,
             silence_logs=logging.ERROR,
+            preload=["hubstress_ext.cluster.worker_setup"],  # a Ctrl-C is the coordinator's
         )
         closers.append(cluster.close)
         client = distributed.Client(cluster)

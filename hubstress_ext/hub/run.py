@@ -398,6 +398,10 @@ class HubRun(Run):
     @classmethod
     def saved_report(cls, saved) -> str:  # noqa: ANN001 - a SavedRun
         lines = report.saved_options_line(saved.meta) + report.tables(cls.saved_summary(saved))
+        shards = saved.frames.get("shards")
+        if shards is not None and not shards.empty:
+            cluster = saved.meta.get("meta", {}).get("dask", {}).get("cluster", "Dask")
+            lines += shard_lines(cluster, shards.astype(object).where(shards.notna(), None))
         return "\n".join(lines + cls.saved_extra(saved) + cls.saved_account_lines(saved))
 
     @classmethod

@@ -61,7 +61,7 @@ def read_run(path: str | Path) -> tuple[Path, dict[str, Any], dict[str, pd.DataF
         df = pd.read_csv(csv)
         if "will_retry" in df:
             df["will_retry"] = df["will_retry"].astype(bool)
-        if "status" in df:
+        if "status" in df and pd.api.types.is_numeric_dtype(df["status"]):  # HTTP statuses
             df["status"] = df["status"].astype("Int64")
         frames[csv.stem] = df
     return path, meta, frames

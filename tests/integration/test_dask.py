@@ -12,7 +12,7 @@ import numpy as np
 import psutil
 import pytest
 
-from hubstress_ext import make_run
+from hubstress_ext import load_run, make_run
 from tests.integration.test_loadgen import ROOT, app, get_json  # noqa: F401 - the app fixture
 
 pytestmark = pytest.mark.slow
@@ -56,14 +56,22 @@ def test_open_loop_400_per_second_over_two_shards(app, arrival):
         assert gaps.std() > 0.7 * gaps.mean()  # exponential gaps (std = mean), not a metronome
 
 
-def _cli(*args: str) -> subprocess.Popen:
+def _cli(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """The CLI in its own process group, as a terminal runs it (Ctrl-C reaches the whole group)."""
     return subprocess.Popen(
         [sys.executable, "-m", "hubstress_ext", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
+        env=env,
+        start_new_session=True,
     )
+
+
+def ctrl_c(proc: subprocess.Popen) -> None:
+    """What a terminal's Ctrl-C does: SIGINT to every process of the group, workers included."""
+    os.killpg(proc.pid, signal.SIGINT)
 
 
 def _wait_for_load(app: str, timeout: float = 60.0) -> None:
@@ -80,7 +88,7 @@ def test_ctrl_c_stops_every_shard_within_a_second(app):
     _wait_for_load(app)
     time.sleep(2.0)
     sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    ctrl_c(proc)
     out, err = proc.communicate(timeout=30)
     assert time.monotonic() - sent < 3.0, err
     assert proc.returncode == 130, err
@@ -213,3 +221,29 @@ def test_session_test_on_the_sandbox_over_two_shards():
     assert len(sessions) == 8 and sessions["reason"].isna().all() and (sessions["executes"] >= 2).all()
     executes = run.df[run.df["op"] == "execute"]
     assert set(executes["shard"]) == {0, 1} and executes["error"].isna().all()
+
+
+def test_ctrl_c_mid_class_over_two_shards_closes_kernels_then_removes_users(sim_hub, clean_hub, tmp_path):
+    env = dict(os.environ, JUPYTERHUB_ENDPOINT=sim_hub.api_url, JUPYTERHUB_API_TOKEN=sim_hub.token)
+    proc = _cli(
+        "session-test", "--count", "6", "--arrival", "burst", "--session", "60", "--think", "1",
+        "--dask", "local:2", "--json", "--save", str(tmp_path), env=env,
+    )
+    deadline = time.monotonic() + 90
+    while len(clean_hub.active()) < 6 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(clean_hub.active()) == 6
+    time.sleep(3.0)  # the students are running code
+    ctrl_c(proc)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    result = json.loads(out)
+    assert {row["status"] for row in result["shard_table"]} == {"stopped"}
+    assert clean_hub.active() == set() and not clean_hub.group()  # servers stopped, users deleted
+    assert result["executes"] >= 6 and not result["failures"]
+    saved = load_run(next(tmp_path.iterdir()))
+    records, users = saved.df, saved.users_df.set_index("user")
+    stopped = records[(records["op"] == "kernel_stop") & (records["status"] == 204)]
+    assert sorted(stopped["user"]) == sorted(users.index) and set(stopped["shard"]) == {0, 1}
+    for user, end in stopped.groupby("user")["end"].max().items():
+        assert end <= users.loc[user, "stop_requested"]  # the shard closed it before the server stop
