@@ -90,7 +90,8 @@ class Coordinator:
         on_progress: Callable[[list[ShardState]], None] | None = None,
     ) -> None:
         if len(jobs) > len(cluster.workers):
-            raise RunError(f"{len(jobs)} shards need as many Dask workers; the cluster has {len(cluster.workers)}")
+            have = len(cluster.workers)
+            raise RunError(f"{len(jobs)} shards need as many Dask workers; the cluster has {have}")
         self.cluster = cluster
         self.client = cluster.client
         self.jobs = jobs

@@ -46,9 +46,8 @@ def merge(
         return tag(base, 0, "").iloc[0:0]
     out = pd.concat(frames, ignore_index=True)
     for col in out.columns:  # categories differ per shard; the merged column is one category
-        if isinstance(out[col].dtype, pd.CategoricalDtype) or out[col].dtype == object:
-            if any(isinstance(f[col].dtype, pd.CategoricalDtype) for f in frames if col in f):
-                out[col] = pd.Categorical(out[col].astype(str))
+        if any(isinstance(f[col].dtype, pd.CategoricalDtype) for f in frames if col in f):
+            out[col] = pd.Categorical(out[col].astype(str))
     if sort_by is not None and sort_by in out:
         out = out.sort_values(sort_by, kind="stable", ignore_index=True)
     return out

@@ -122,9 +122,7 @@ def _import_distributed() -> Any:
     try:
         import distributed
     except ImportError:
-        raise RunError(
-            "--dask needs Dask's distributed package: pip install 'hubstress_ext[dask]'"
-        ) from None
+        raise RunError("--dask needs Dask's distributed package: pip install 'hubstress_ext[dask]'") from None
     return distributed
 
 

@@ -236,6 +236,7 @@ class BenchRun(LoadRun):
         self.stats = bench_stats(df, result.elapsed, result.cpu)
         if result.schedule is not None:
             self.stats.update(self._open_loop_stats(result.schedule, df))
+        self.meta["stats"] = self.stats
         if result.shards is not None:
             self.stats["shards"] = len(result.shards)
             self.meta["shards"] = result.shards.to_dict("records")

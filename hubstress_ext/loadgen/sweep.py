@@ -14,12 +14,12 @@ from typing import Any
 
 import pandas as pd
 
+from hubstress_ext.cluster.coordinator import degraded
 from hubstress_ext.errors import RunError
 from hubstress_ext.loadgen import report
 from hubstress_ext.loadgen.connection import Target
 from hubstress_ext.loadgen.endpoint import EndpointControl
 from hubstress_ext.loadgen.options import SweepOptions
-from hubstress_ext.cluster.coordinator import degraded
 from hubstress_ext.loadgen.run import STOP_GRACE_S, LoadRun, check_reachable
 from hubstress_ext.loadgen.summary import bench_stats
 from hubstress_ext.results import charts
@@ -108,7 +108,8 @@ class SweepRun(LoadRun):
         frame = result.frame
         stats = bench_stats(frame, result.elapsed, result.cpu)
         if result.warnings:
-            self.meta.setdefault("warnings", []).extend(f"cell {workers} workers: {w}" for w in result.warnings)
+            said = self.meta.setdefault("warnings", [])
+            said.extend(f"cell {workers} workers: {w}" for w in result.warnings)
         if degraded(result.shards):
             self.degraded_cells += 1
         server_cpu = math.nan

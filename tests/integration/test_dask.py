@@ -13,7 +13,8 @@ import psutil
 import pytest
 
 from hubstress_ext import load_run, make_run
-from tests.integration.test_loadgen import ROOT, app, get_json  # noqa: F401 - the app fixture
+from tests.integration.conftest import ROOT
+from tests.integration.test_loadgen import get_json
 
 pytestmark = pytest.mark.slow
 
@@ -134,8 +135,16 @@ def test_a_killed_worker_loses_its_shard_keeps_its_records_and_fails_the_run(app
 
 def test_allow_lost_shards_accepts_a_degraded_run(app):
     proc = _cli(
-        "bench", f"{app}/shard", "--dask", "local:2", "--rate", "100", "--duration", "4",
-        "--allow-lost-shards", "--json",
+        "bench",
+        f"{app}/shard",
+        "--dask",
+        "local:2",
+        "--rate",
+        "100",
+        "--duration",
+        "4",
+        "--allow-lost-shards",
+        "--json",
     )
     _wait_for_load(app)
     time.sleep(1.0)
@@ -167,16 +176,31 @@ def test_the_token_never_travels_in_task_arguments(app):
 def test_dask_errors_are_one_clear_line(app):
     out = subprocess.run(
         [sys.executable, "-m", "hubstress_ext", "bench", f"{app}/shard", "--dask", "nowhere"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 2 and "--dask must be local:2" in out.stderr
     env = {**os.environ}
     out = subprocess.run(
-        [sys.executable, "-m", "hubstress_ext", "bench", f"{app}/shard", "--dask", "tcp://127.0.0.1:9",
-         "--requests", "10"],
-        capture_output=True, text=True, timeout=120, env=env,
+        [
+            sys.executable,
+            "-m",
+            "hubstress_ext",
+            "bench",
+            f"{app}/shard",
+            "--dask",
+            "tcp://127.0.0.1:9",
+            "--requests",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
-    assert out.returncode == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in out.stdout + out.stderr
+    said = out.stdout + out.stderr
+    assert out.returncode == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in said
     assert "Traceback" not in out.stderr
 
 
@@ -226,8 +250,21 @@ def test_session_test_on_the_sandbox_over_two_shards():
 def test_ctrl_c_mid_class_over_two_shards_closes_kernels_then_removes_users(sim_hub, clean_hub, tmp_path):
     env = dict(os.environ, JUPYTERHUB_ENDPOINT=sim_hub.api_url, JUPYTERHUB_API_TOKEN=sim_hub.token)
     proc = _cli(
-        "session-test", "--count", "6", "--arrival", "burst", "--session", "60", "--think", "1",
-        "--dask", "local:2", "--json", "--save", str(tmp_path), env=env,
+        "session-test",
+        "--count",
+        "6",
+        "--arrival",
+        "burst",
+        "--session",
+        "60",
+        "--think",
+        "1",
+        "--dask",
+        "local:2",
+        "--json",
+        "--save",
+        str(tmp_path),
+        env=env,
     )
     deadline = time.monotonic() + 90
     while len(clean_hub.active()) < 6 and time.monotonic() < deadline:
@@ -247,3 +284,16 @@ def test_ctrl_c_mid_class_over_two_shards_closes_kernels_then_removes_users(sim_
     assert sorted(stopped["user"]) == sorted(users.index) and set(stopped["shard"]) == {0, 1}
     for user, end in stopped.groupby("user")["end"].max().items():
         assert end <= users.loc[user, "stop_requested"]  # the shard closed it before the server stop
+
+
+def test_sweep_over_two_shards_sets_the_batch_size_once_per_cell(endpoint):
+    run = make_run(
+        "sweep", url=endpoint, dask="local:2", workers=[2, 8], batch_sizes=[1, 4], duration=1.0, warmup=0.2
+    ).execute()
+    assert run.status == "finished", run.error
+    cells = run.summary()
+    assert len(cells) == 4 and (cells["errors"] == 0).all() and (cells["qps"] > 0).all()
+    assert sorted(cells["batch_size"]) == [1, 1, 4, 4]  # the coordinator set it; the endpoint agrees
+    records = run.records_df
+    assert set(records["shard"]) == {0, 1}
+    assert (records.groupby(["workers", "batch_size_setting"])["shard"].nunique() == 2).all()

@@ -1,7 +1,6 @@
 """The load generator against real servers: a Tornado app in its own process and the real
 standalone batching endpoint (``hubstress serve``)."""
 
-import contextlib
 import json
 import os
 import signal
@@ -19,42 +18,10 @@ from hubstress_ext.http.ports import free_port
 from hubstress_ext.loadgen.options import LoadOptions, SweepOptions
 from hubstress_ext.loadgen.run import BenchRun
 from hubstress_ext.loadgen.sweep import SweepRun
+from tests.integration.conftest import process
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@contextlib.contextmanager
-def process(cmd: list[str], ready: str):
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    line = proc.stdout.readline()
-    assert ready in line, line
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-@pytest.fixture
-def app():
-    """The test app (tests/apps.py) on a free port; yields its base URL."""
-    port = free_port()
-    with process([sys.executable, "-m", "tests.apps", str(port)], "ready"):
-        yield f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture
-def endpoint():
-    """A real `hubstress serve` (echo model); yields its batch URL."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "hubstress_ext", "serve", "--port", str(port), "--batch-size", "4"]
-    with process(cmd + ["--max-wait-ms", "5"], "batching endpoint on"):
-        yield f"http://127.0.0.1:{port}/hubstress/batch"
 
 
 def get_json(url: str) -> dict:

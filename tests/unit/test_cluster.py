@@ -79,7 +79,8 @@ def test_wall_clock_records_of_a_shard_5_s_ahead_are_moved_back():
     true = pd.DataFrame({"start": [100.0, 101.0], "end": [100.5, 101.5], "latency_ms": [500.0, 500.0]})
     ahead = true.assign(start=true["start"] + 5.0, end=true["end"] + 5.0)
     shard_offset, coordinator_offset = -5.0, 0.0  # scheduler - shard clock; scheduler - coordinator
-    merged = merge([(0, "w0", true, 0.0), (1, "w1", ahead, shard_offset - coordinator_offset)], ("start", "end"))
+    parts = [(0, "w0", true, 0.0), (1, "w1", ahead, shard_offset - coordinator_offset)]
+    merged = merge(parts, ("start", "end"))
     assert merged.groupby("shard")["start"].apply(list).to_dict() == {0: [100.0, 101.0], 1: [100.0, 101.0]}
     assert (merged["latency_ms"] == 500.0).all()  # latencies are never shifted
 
@@ -104,9 +105,8 @@ def test_merged_records_summarize_like_one_run_over_their_concatenation():
         states.append(state)
     merged = merged_frame(states, 1000.0, 5000.0)
     assert len(merged) == 1600 and merged.groupby("shard").size().to_dict() == {0: 700, 1: 900}
-    whole = pd.concat(
-        [parts[0], parts[1].assign(t_intended=parts[1]["t_intended"] + 0.002, t_done=parts[1]["t_done"] + 0.002)]
-    )
+    later = parts[1].assign(t_intended=parts[1]["t_intended"] + 0.002, t_done=parts[1]["t_done"] + 0.002)
+    whole = pd.concat([parts[0], later])
     assert bench_stats(merged, 2.0) == bench_stats(whole, 2.0)
     assert merged["time"].iloc[0] == pd.Timestamp(5000.0 + merged["t_done"].iloc[0], unit="s", tz="UTC")
 
