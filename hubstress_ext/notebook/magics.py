@@ -11,7 +11,8 @@ The line magic takes the CLI's subcommands and flags (``%hubstress --count 100``
 spawn storm), plus ``--background`` (return at once; ``run.stop()``, ``run.wait()``),
 ``panel`` (the widget panel) and ``report DIR``. IPython expands ``$name`` and ``{expr}``
 before we see the line, so ``--token $my_token`` works and the token is never echoed: the
-input history keeps ``$my_token``. Hub endpoint and token default to the environment, then to
+input history keeps ``$my_token``. ``--dask client`` names a notebook variable holding a
+``distributed.Client`` (or give ``local:2``, ``tcp://…``, ``gateway``). Hub endpoint and token default to the environment, then to
 notebook variables named ``JUPYTERHUB_ENDPOINT`` / ``JUPYTERHUB_API_TOKEN``.
 Errors are one line on stderr, never a traceback.
 """
@@ -147,6 +148,9 @@ class HubstressMagics(Magics):
         """Hub endpoint/token from notebook variables when neither options nor environment give them."""
         ns = self.shell.user_ns if self.shell else {}
         known = {o.name for o in options_of(registry.scenario(name).options_type)}
+        dask = values.get("dask")
+        if isinstance(dask, str) and dask.isidentifier() and dask in ns:  # --dask client: a variable
+            values = {**values, "dask": ns[dask]}
         if "endpoint" not in known or values.get("sandbox"):
             return values
         out = dict(values)

@@ -74,6 +74,9 @@ class Panel:
         self.view = LiveView()
         self.run: Any = None
         self._done_thread: threading.Thread | None = None
+        # values that are objects, not text (a notebook's Dask Client): field name -> (shown, object);
+        # kept across scenario changes, used while the field still shows them
+        self._objects: dict[str, tuple[str, Any]] = {}
         self._build_form(values)
         self.scenario.observe(lambda change: self._build_form({}), names="value")
         self.start_button.on_click(lambda _b: self.start())
@@ -96,7 +99,13 @@ class Panel:
             raise TypeError(
                 f"panel() has no field {unknown[0]!r} for {self.scenario.value} (fields: {names})"
             )
-        self.fields = {o.name: _widget(o, values.get(o.name, o.panel_value)) for o in opts}
+        for opt in opts:
+            value = values.get(opt.name)
+            checked = opt.spec.normalize(value) if value is not None and opt.spec.normalize else value
+            if checked is not None and opt.kind is str and not isinstance(checked, str | list):
+                self._objects[opt.name] = (str(checked), value)
+        shown = {name: text for name, (text, _obj) in self._objects.items()}
+        self.fields = {o.name: _widget(o, shown.get(o.name, values.get(o.name, o.panel_value))) for o in opts}
         rows: list[widgets.Widget] = []
         if "sandbox" in self.fields:  # where the run goes first: the sandbox, or a hub of yours
             rows.append(widgets.HBox([self.fields["sandbox"], self.fields["sandbox_spawner"]]))
@@ -127,6 +136,10 @@ class Panel:
         out: dict[str, Any] = {}
         for opt in self._opts():
             value = self.fields[opt.name].value
+            held = self._objects.get(opt.name)
+            if held is not None and value == held[0]:  # still the object it was given
+                out[opt.name] = held[1]
+                continue
             if isinstance(value, str):
                 if not value.strip():
                     continue  # blank: the option's default (or its environment variable)

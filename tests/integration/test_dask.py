@@ -297,3 +297,32 @@ def test_sweep_over_two_shards_sets_the_batch_size_once_per_cell(endpoint):
     records = run.records_df
     assert set(records["shard"]) == {0, 1}
     assert (records.groupby(["workers", "batch_size_setting"])["shard"].nunique() == 2).all()
+
+
+def test_a_notebooks_own_dask_client_in_the_magic_and_the_panel(app):
+    from tests.kernel import errors, execute, text
+
+    url = f"{app}/shard"
+    outs = execute(
+        [
+            "from distributed import Client, LocalCluster\n"
+            "client = Client(LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None))",
+            "%load_ext hubstress_ext\n"
+            f"run = %hubstress bench {url} --dask client --requests 400 --workers 4\n"
+            "assert run.status == 'finished', run.error\n"
+            "assert run.df.groupby('shard').size().to_dict() == {0: 200, 1: 200}\n"
+            "assert run.meta['dask']['cluster'].startswith(\"the notebook's Dask client\")\n"
+            "print('magic ok')",
+            "import hubstress_ext\n"
+            f"p = hubstress_ext.panel(scenario='bench', url='{url}', dask=client)\n"
+            "assert p.dask.value.startswith('client tcp://')\n"
+            "p.workers.value = 4\np.duration.value = '1'\nrun = p.start()\n"
+            "assert run is not None and p.wait(120), p.error.value\n"
+            "assert run.status == 'finished', run.error\nassert set(run.df['shard']) == {0, 1}\n"
+            "assert client.status == 'running'  # the notebook's client is left as it was\n"
+            "print('panel ok')",
+        ],
+        timeout=240,
+    )
+    assert all(not errors(o) for o in outs), [errors(o) for o in outs]
+    assert "magic ok" in text(outs[1]) and "panel ok" in text(outs[2])
