@@ -21,6 +21,9 @@ GATEWAY_READY_S = 300.0
 EXAMPLES = "local:2, tcp://127.0.0.1:8786 or gateway"
 _LOCAL = re.compile(r"local:(\d+)$")
 _GATEWAY = re.compile(r"gateway(?::(\d+))?$")
+# the workers of a local cluster do nothing but load: no statistical profiler sampling every
+# thread's stack each 10 ms while the shard runs (measured: see README, "Load from many processes")
+LOCAL_WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
 _ADDRESS = re.compile(r"(tcp|tls|ws|wss|inproc)://\S+$")
 
 
@@ -132,15 +135,18 @@ def open_cluster(value: str | ClientRef) -> Cluster:
     distributed = _import_distributed()
     closers: list[Any] = []
     if target.kind == "local":
-        cluster = distributed.LocalCluster(
-            n_workers=target.workers,
-            threads_per_worker=1,  # one shard per worker process, nothing else beside it
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-            preload=["hubstress_ext.cluster.worker_setup"],  # a Ctrl-C is the coordinator's
-        )
+        import dask
+
+        with dask.config.set(LOCAL_WORKER_CONFIG):
+            cluster = distributed.LocalCluster(
+                n_workers=target.workers,
+                threads_per_worker=1,  # one shard per worker process, nothing else beside it
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+                preload=["hubstress_ext.cluster.worker_setup"],  # a Ctrl-C is the coordinator's
+            )
         closers.append(cluster.close)
         client = distributed.Client(cluster)
         closers.insert(1, client.close)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import os
 import time
 from dataclasses import dataclass, field
@@ -83,6 +84,11 @@ async def run_load(
 ) -> LoadResult:
     """Drive one load to its end in this process.
 
+    The objects that exist when the load starts are frozen out of the garbage collector
+    for its duration (``gc.freeze``): answers parsed as JSON allocate many containers, and
+    each collection would otherwise walk the whole process (pandas, the notebook, earlier
+    runs). Measured: 2.7x the requests per second on 60 KB JSON answers (README).
+
     ``headers`` are added to every request, ``phase`` delays an open loop's schedule and
     ``start`` (monotonic) anchors it: a shard's part of a run spread over several processes.
     """
@@ -109,7 +115,11 @@ async def run_load(
     if on_loop is not None:
         on_loop(load)
     cpu0 = time.process_time()
-    await load.run(opts.timeout if grace is None else grace)
+    gc.freeze()  # what exists now is never garbage-collected during the load (see below)
+    try:
+        await load.run(opts.timeout if grace is None else grace)
+    finally:
+        gc.unfreeze()
     end = time.monotonic()
     if load.stopping and recorder.done:  # rates over the time load was actually applied
         end = min(end, max(recorder.done))
