@@ -13,7 +13,8 @@ spawn storm), plus ``--background`` (return at once; ``run.stop()``, ``run.wait(
 before we see the line, so ``--token $my_token`` works and the token is never echoed: the
 input history keeps ``$my_token``. ``--dask client`` names a notebook variable holding a
 ``distributed.Client`` (or give ``local:2``, ``tcp://…``, ``gateway``). Hub endpoint and
-token default to the environment, then to notebook variables named ``JUPYTERHUB_ENDPOINT`` / ``JUPYTERHUB_API_TOKEN``.
+token default to the environment, then to notebook variables named
+``JUPYTERHUB_ENDPOINT`` / ``JUPYTERHUB_API_TOKEN``.
 Errors are one line on stderr, never a traceback.
 """
 
