@@ -40,6 +40,7 @@ bench: $(STAMP) debian-wrk
 	$(PY) benchmarks/http_clients.py
 	$(PY) benchmarks/batching.py
 	$(PY) benchmarks/load_generators.py
+	$(PY) benchmarks/dask_scaling.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -11,6 +11,9 @@ medians is the scaling figure.
 A plain run without Dask is measured once per round too, as the reference for Dask's cost.
 
     python benchmarks/dask_scaling.py [--rounds 3] [--seconds 5] [--kb 120] [--workers 8]
+
+``--gc`` measures instead what freezing the garbage collector during a load is worth (the
+load generator does it, ``loadgen.run.run_load``): plain runs with and without, alternating.
 """
 
 from __future__ import annotations
@@ -83,6 +86,31 @@ def bench(url: str, seconds: float, workers: int, dask: str | None, server: psut
     }
 
 
+def gc_rounds(url: str, args: argparse.Namespace, server: psutil.Process) -> None:
+    """Plain runs with the generator's gc.freeze and with it disabled, alternating."""
+    import types
+
+    from hubstress_ext.loadgen import run as run_module
+
+    real_gc = run_module.gc
+    off = types.SimpleNamespace(freeze=lambda: None, unfreeze=lambda: None)
+    rounds: dict[str, list[float]] = {"gc frozen": [], "gc not frozen": []}
+    for r in range(args.rounds):
+        for name, module in (("gc not frozen", off), ("gc frozen", real_gc)):
+            run_module.gc = module
+            try:
+                out = bench(url, args.seconds, args.workers, None, server)
+            finally:
+                run_module.gc = real_gc
+            rounds[name].append(out["qps"])
+            print(f"round {r + 1} {name:13s} {out['qps']:8.1f} req/s", flush=True)
+    med = {name: statistics.median(v) for name, v in rounds.items()}
+    print(
+        f"\nmedian req/s: frozen {med['gc frozen']:.1f}, not frozen {med['gc not frozen']:.1f}: "
+        f"{med['gc frozen'] / med['gc not frozen']:.2f}x"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -90,6 +118,7 @@ def main() -> None:
     ap.add_argument("--kb", type=int, default=120)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--gc", action="store_true", help="measure the generator's gc.freeze instead")
     args = ap.parse_args()
     port = free_port()
     server = subprocess.Popen(
@@ -103,6 +132,9 @@ def main() -> None:
             f"target: {url}, answers {int(ready[1]) // 1024} KB of JSON "
             f"({len(json.loads(body)['rows'])} rows)"
         )
+        if args.gc:
+            gc_rounds(url, args, psutil.Process(server.pid))
+            return
         rounds: dict[str, list[dict]] = {"plain": [], "1 shard": [], "2 shards": []}
         for r in range(args.rounds):
             for name, dask in (("1 shard", "local:1"), ("2 shards", "local:2"), ("plain", None)):

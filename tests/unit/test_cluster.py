@@ -136,3 +136,42 @@ def test_a_lost_shard_makes_the_run_degraded():
     assert degraded(pd.DataFrame({"status": ["finished", "lost"]}))
     assert not degraded(pd.DataFrame({"status": ["finished", "stopped"]}))
     assert not degraded(None)
+
+
+class VersionsOf:
+    """A stand-in client: what ``client.run(importlib.metadata.version, ...)`` answers per worker."""
+
+    def __init__(self, answers: dict) -> None:
+        self.answers = answers
+
+    def run(self, function, *args, on_error="raise"):
+        return self.answers
+
+
+def test_every_worker_must_have_this_version_of_hubstress():
+    import importlib.metadata
+
+    from hubstress_ext import __version__
+    from hubstress_ext.cluster.target import check_workers
+    from hubstress_ext.errors import RunError
+
+    both = {"tcp://b:1": __version__, "tcp://a:1": __version__}
+    assert check_workers(VersionsOf(both)) == ["tcp://a:1", "tcp://b:1"]
+    with pytest.raises(RunError, match=r"needs hubstress_ext .* \(tcp://b:1: 0\.0\.1\)"):
+        check_workers(VersionsOf({"tcp://a:1": __version__, "tcp://b:1": "0.0.1"}))
+    missing = importlib.metadata.PackageNotFoundError("hubstress_ext")
+    with pytest.raises(RunError, match="tcp://a:1: not installed"):
+        check_workers(VersionsOf({"tcp://a:1": missing}))
+    with pytest.raises(RunError, match="has no workers"):
+        check_workers(VersionsOf({}))
+
+
+def test_gateway_without_dask_gateway_says_what_to_install(monkeypatch):
+    import sys
+
+    from hubstress_ext.cluster.target import open_cluster
+    from hubstress_ext.errors import RunError
+
+    monkeypatch.setitem(sys.modules, "dask_gateway", None)  # not installed
+    with pytest.raises(RunError, match="pip install dask-gateway"):
+        open_cluster("gateway")
