@@ -141,9 +141,9 @@ class Coordinator:
                 )
                 for job, state in zip(self.jobs, self.states, strict=True)
             ]
-            await self._until_ready()
-            await self._publish_start()
-            await self._monitor()
+            if await self._until_ready():
+                await self._publish_start()
+                await self._monitor()
         finally:
             for job, shard_secrets in zip(self.jobs, secrets.values(), strict=True):
                 job.put_secrets(shard_secrets)
@@ -153,7 +153,8 @@ class Coordinator:
     def _scheduler_time(self) -> float:
         return self.client.run_on_scheduler(time.time)
 
-    async def _until_ready(self) -> None:
+    async def _until_ready(self) -> bool:
+        """True once every shard is ready; False if a stop came first (the shards are called off)."""
         waiting = {s.shard for s in self.states}
         deadline = time.monotonic() + READY_TIMEOUT_S
         while waiting:
@@ -172,7 +173,7 @@ class Coordinator:
                 await self._call_off()
                 for s in self.states:
                     s.status = "cancelled"
-                raise asyncio.CancelledError
+                return False
             if time.monotonic() > deadline:
                 await self._call_off()
                 raise RunError(
@@ -181,6 +182,7 @@ class Coordinator:
                 )
             await self._check_liveness()
             await asyncio.sleep(POLL_S)
+        return True
 
     async def _publish_start(self) -> None:
         now = await asyncio.to_thread(self._scheduler_time)

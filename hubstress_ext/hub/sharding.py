@@ -59,6 +59,7 @@ class HubShard(ShardJob):
     _client: HttpClient | None = field(default=None, repr=False)
     _api: HubAPI | None = field(default=None, repr=False)
     _task: asyncio.Task | None = field(default=None, repr=False)
+    _stopping: bool = False
     _sent: int = 0
 
     def __post_init__(self) -> None:
@@ -91,6 +92,9 @@ class HubShard(ShardJob):
 
     async def run(self, t0: float) -> None:
         assert self._api is not None
+        if self._stopping:  # stopped between the start and this task's first step
+            await self._client.__aexit__(None, None, None)
+            return
         self._task = asyncio.ensure_future(self._run.work(self._api, self.names, self.indices, t0))
         try:
             await self._task
@@ -103,6 +107,7 @@ class HubShard(ShardJob):
             await self._client.__aexit__(None, None, None)
 
     def stop(self) -> None:
+        self._stopping = True
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
@@ -174,6 +179,8 @@ async def run_user_shards(run: UserScenario, api: HubAPI, names: list[str]) -> N
     finally:
         if task.done() and not task.cancelled() and task.exception() is None:
             absorb(run, coordinator)
+            if coordinator.start_local is not None:
+                run.meta["load_started"] = coordinator.start_local
     if stopped:
         raise asyncio.CancelledError
 

@@ -255,9 +255,7 @@ class BenchRun(LoadRun):
         refused = _refused_status(df["status"].tolist() if len(df) else [])
         if refused is not None:  # every answer was 401/403: the figures would only mislead
             raise RunError(auth_hint(refused, bool(opts.token)))
-        self.status = "interrupted" if self._stops else "finished"
-        if degraded(result.shards):
-            self.status = "degraded"
+        self.status = "interrupted" if self._stops else "degraded" if degraded(result.shards) else "finished"
 
     def _open_loop_stats(self, sched: Schedule, df: pd.DataFrame) -> dict[str, Any]:
         """Rates over the schedule's window; what came after it (the drain) apart.

@@ -326,3 +326,21 @@ def test_a_notebooks_own_dask_client_in_the_magic_and_the_panel(app):
     )
     assert all(not errors(o) for o in outs), [errors(o) for o in outs]
     assert "magic ok" in text(outs[1]) and "panel ok" in text(outs[2])
+
+
+def test_a_second_stop_abandons_the_shards_at_once(app):
+    run = make_run("bench", url=f"{app}/shard", dask="local:2", rate=100, duration=30)
+    run.start()
+    _wait_for_load(app)
+    run.stop()
+    run.stop()
+    asked = time.monotonic()
+    assert run.wait(10), "the run did not end"
+    assert time.monotonic() - asked < 5.0
+    assert run.status == "interrupted" and run.exit_code == 130
+    assert set(run.shards["status"]) <= {"abandoned", "stopped"}
+    frozen = sum(v["n"] for v in seen_by_target(app).values())
+    time.sleep(1.5)
+    assert (
+        sum(v["n"] for v in seen_by_target(app).values()) == frozen
+    )  # the workers are gone with the cluster
