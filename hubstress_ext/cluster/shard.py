@@ -31,6 +31,11 @@ GRACE_S = 5.0  # past max_seconds, the shard's load is cancelled outright
 _STASH: dict[str, dict[str, Any]] = {}  # secrets per run, on each worker (never in task arguments)
 
 
+def share(total: int, n: int, i: int) -> int:
+    """Shard ``i``'s part of ``total`` split over ``n`` shards as evenly as whole numbers allow."""
+    return total // n + (1 if i < total % n else 0)
+
+
 def stash_secrets(ref: str, secrets: dict[int, dict[str, Any]]) -> int:
     """Run on every worker by the coordinator (``client.run``) before the shards are submitted."""
     _STASH[ref] = secrets

@@ -6,6 +6,7 @@ replaced in :meth:`RunOptions.public` (what saved runs, logs and displays see).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, Self
@@ -115,6 +116,10 @@ class ShardOptions(Options):
     allow_lost_shards: bool = option(
         False, "exit 0 even when a shard was lost with its worker (the run still says degraded)"
     )
+
+    def for_shard(self, **changes: Any) -> Self:
+        """A copy for one shard: no cluster of its own, nothing saved, no verdict of its own."""
+        return dataclasses.replace(self, dask=None, save=None, junit=None, slo=[], **changes)
 
 
 @dataclass

@@ -20,7 +20,7 @@ import pandas as pd
 
 from hubstress_ext.cluster.coordinator import Coordinator, ShardState
 from hubstress_ext.cluster.merge import merge, shift
-from hubstress_ext.cluster.shard import ShardJob
+from hubstress_ext.cluster.shard import ShardJob, share
 from hubstress_ext.engine import registry
 from hubstress_ext.http.client import HttpClient
 from hubstress_ext.http.records import records_to_frame
@@ -36,10 +36,6 @@ CLEANUP_S = 30.0  # after a stop, a shard's own cleanup (closing kernels) gets t
 RECORD_TIMES = ("start", "end")
 USER_TIMES = ("spawn_requested", "ready", "failed", "stop_requested", "stopped", "deleted")
 SESSION_TIMES = ("arrived", "started", "kernel_started", "connected", "ended")
-
-
-def share(total: int, n: int, i: int) -> int:
-    return total // n + (1 if i < total % n else 0)
 
 
 @dataclass
@@ -127,15 +123,8 @@ class HubShard(ShardJob):
 
 def shard_options(options: Any, i: int, n: int) -> Any:
     """Shard ``i``'s options: its share of the batch size; no saving or verdict of its own."""
-    return dataclasses.replace(
-        options,
-        batch_size=max(1, share(options.batch_size, n, i)),
-        dask=None,
-        save=None,
-        junit=None,
-        slo=[],
-        sandbox=False,
-        scrape_metrics=0.0,
+    return options.for_shard(
+        batch_size=max(1, share(options.batch_size, n, i)), sandbox=False, scrape_metrics=0.0
     )
 
 

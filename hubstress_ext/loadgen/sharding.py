@@ -18,7 +18,7 @@ import pandas as pd
 
 from hubstress_ext.cluster.coordinator import NOT_WHOLE, Coordinator, ShardState
 from hubstress_ext.cluster.merge import concat_chunks, merge
-from hubstress_ext.cluster.shard import ShardJob
+from hubstress_ext.cluster.shard import ShardJob, share
 from hubstress_ext.cluster.target import Cluster
 from hubstress_ext.errors import OptionError
 from hubstress_ext.loadgen.connection import Target
@@ -39,11 +39,6 @@ BUSY_CPU_PCT = 90.0  # a shard above this was itself the limit, not the target
 TIME_COLUMNS = ("t_intended", "t_sent", "t_done")
 
 
-def share(total: int, n: int, i: int) -> int:
-    """Shard ``i``'s part of ``total`` split as evenly as whole numbers allow."""
-    return total // n + (1 if i < total % n else 0)
-
-
 def split(opts: LoadOptions, n: int) -> list[tuple[LoadOptions, float]]:
     """(options, schedule phase) per shard."""
     if not opts.open_loop and opts.workers < n:
@@ -52,7 +47,7 @@ def split(opts: LoadOptions, n: int) -> list[tuple[LoadOptions, float]]:
         raise OptionError(f"--requests {opts.requests} is fewer than the {n} shards: give at least {n}")
     parts = []
     for i in range(n):
-        part = dataclasses.replace(opts, dask=None, save=None, junit=None, slo=[])
+        part = opts.for_shard()
         phase = 0.0
         if opts.open_loop:
             assert opts.rate is not None
