@@ -290,9 +290,9 @@ def test_sweep_over_two_shards_sets_the_batch_size_once_per_cell(endpoint):
     run = make_run(
         "sweep", url=endpoint, dask="local:2", workers=[2, 8], batch_sizes=[1, 4], duration=1.0, warmup=0.2
     ).execute()
-    assert run.status == "finished", run.error
+    assert run.status == "finished", run.report()
     cells = run.summary()
-    assert len(cells) == 4 and (cells["errors"] == 0).all() and (cells["qps"] > 0).all()
+    assert len(cells) == 4 and (cells["errors"] == 0).all() and (cells["qps"] > 0).all(), run.report()
     assert sorted(cells["batch_size"]) == [1, 1, 4, 4]  # the coordinator set it; the endpoint agrees
     records = run.records_df
     assert set(records["shard"]) == {0, 1}
