@@ -315,11 +315,14 @@ def test_a_notebooks_own_dask_client_in_the_magic_and_the_panel(app):
             "print('magic ok')",
             "import hubstress_ext\n"
             f"p = hubstress_ext.panel(scenario='bench', url='{url}', dask=client)\n"
-            "assert p.dask.value.startswith('client tcp://')\n"
+            "assert p.dask.value.startswith('client tcp://'), p.dask.value\n"
             "p.workers.value = 4\np.duration.value = '1'\nrun = p.start()\n"
-            "assert run is not None and p.wait(120), p.error.value\n"
-            "assert run.status == 'finished', run.error\nassert set(run.df['shard']) == {0, 1}\n"
-            "assert client.status == 'running'  # the notebook's client is left as it was\n"
+            "assert run is not None, p.error.value\n"
+            "assert p.wait(120), (run.status, run.error, p.error.value,\n"
+            "    [s.row() for s in run.shard_states], run.coordinator and run.coordinator.states)\n"
+            "assert run.status == 'finished', run.report()\n"
+            "assert set(run.df['shard']) == {0, 1}, run.report()\n"
+            "assert client.status == 'running', client.status  # left as it was\n"
             "print('panel ok')",
         ],
         timeout=240,
