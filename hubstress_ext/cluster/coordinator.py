@@ -55,7 +55,7 @@ class ShardState:
 
     def records(self) -> list[Any]:
         """Every chunk the shard sent, in order, then the tail of its result."""
-        out = [self.chunks[k] for k in sorted(self.chunks)]
+        out = [chunk for _seq, chunk in sorted(self.chunks.items())]  # one pass: safe beside a writer
         if self.result is not None and self.result.get("chunk") is not None:
             out.append(self.result["chunk"])
         return [c for c in out if c is not None]
@@ -271,7 +271,7 @@ class Coordinator:
     async def _check_liveness(self) -> None:
         """A worker that left the cluster takes its shard with it: lost, never re-run elsewhere."""
         try:
-            alive = set(await asyncio.to_thread(self.client.run_on_scheduler, _worker_addresses))
+            alive = set(await asyncio.to_thread(self._workers_alive))
         except Exception:
             log.debug("asking the scheduler for its workers failed", exc_info=True)
             return
@@ -283,6 +283,14 @@ class Coordinator:
         if lost:
             await asyncio.to_thread(self.client.cancel, lost)
 
+    def _workers_alive(self) -> list[str]:
+        """The scheduler's workers now (a fresh fetch; no code of ours runs on the scheduler)."""
+        try:
+            info = self.client.scheduler_info(n_workers=-1)
+        except TypeError:  # distributed before n_workers: all workers by default
+            info = self.client.scheduler_info()
+        return list(info.get("workers", {}))
+
     def _cleanup(self) -> None:
         with contextlib.suppress(Exception):
             self.client.run(drop_secrets, self.run_id)
@@ -290,7 +298,3 @@ class Coordinator:
             self._start_var.delete()
         with contextlib.suppress(Exception):
             self.client.cancel([f for f in self._futures if not f.done()])
-
-
-def _worker_addresses(dask_scheduler: Any) -> list[str]:
-    return list(dask_scheduler.workers)
