@@ -27,6 +27,7 @@ POLL_S = 0.1
 LIVENESS_EVERY_S = 0.5
 LEAD_S = 0.5  # the common start is this far after the last shard said ready
 READY_TIMEOUT_S = 120.0
+ANSWER_TIMEOUT_S = 60.0  # a single call into Dask (not the load) that takes longer is an error
 TAIL_WAIT_S = 0.5  # after the last shard ended: messages still on their way
 # a shard that ended in one of these did not apply its whole part of the load
 NOT_WHOLE = ("lost", "late", "failed", "abandoned", "cancelled")
@@ -124,8 +125,12 @@ class Coordinator:
         self._stop_event = Event(self._names["stop"], client=client)
         secrets = {job.shard: job.take_secrets() for job in self.jobs}
         try:
-            await asyncio.to_thread(client.run, stash_secrets, self.run_id, secrets)
-            self.offset = await asyncio.to_thread(measure_offset, self._scheduler_time)
+            await self._answered(
+                "sending the secrets to the workers", client.run, stash_secrets, self.run_id, secrets
+            )
+            self.offset = await self._answered(
+                "reading the scheduler's clock", measure_offset, self._scheduler_time
+            )
             self._futures = [
                 client.submit(
                     run_shard,
@@ -149,6 +154,15 @@ class Coordinator:
                 job.put_secrets(shard_secrets)
             await asyncio.to_thread(self._cleanup)
         return self.states
+
+    async def _answered(self, what: str, call: Callable[..., Any], *args: Any) -> Any:
+        """A blocking call into Dask, bounded: a cluster that stops answering is one clear error."""
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(call, *args), ANSWER_TIMEOUT_S)
+        except TimeoutError:
+            raise RunError(
+                f"the Dask cluster did not answer within {ANSWER_TIMEOUT_S:g} s ({what})"
+            ) from None
 
     def _scheduler_time(self) -> float:
         return self.client.run_on_scheduler(time.time)

@@ -175,3 +175,15 @@ def test_gateway_without_dask_gateway_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask_gateway", None)  # not installed
     with pytest.raises(RunError, match="pip install dask-gateway"):
         open_cluster("gateway")
+
+
+def test_a_dask_call_that_never_answers_is_one_clear_error(monkeypatch):
+    from hubstress_ext.cluster import coordinator as coordinator_module
+    from hubstress_ext.cluster.coordinator import Coordinator
+    from hubstress_ext.cluster.target import Cluster
+    from hubstress_ext.errors import RunError
+
+    monkeypatch.setattr(coordinator_module, "ANSWER_TIMEOUT_S", 0.2)
+    coordinator = Coordinator(Cluster(object(), ["tcp://w:1"], "test"), [Stamp()], max_seconds=1.0)
+    with pytest.raises(RunError, match=r"did not answer within 0\.2 s \(reading the scheduler's clock\)"):
+        asyncio.run(coordinator._answered("reading the scheduler's clock", time.sleep, 1.0))
