@@ -25,7 +25,7 @@ log = logging.getLogger("hubstress.cluster")
 
 POLL_S = 0.1
 LIVENESS_EVERY_S = 0.5
-LEAD_S = 0.5  # the common start is this far after the last shard said ready
+LEAD_S = 1.0  # the common start is this far after the last shard said ready (time to hear it)
 READY_TIMEOUT_S = 120.0
 ANSWER_TIMEOUT_S = 60.0  # a single call into Dask (not the load) that takes longer is an error
 TAIL_WAIT_S = 0.5  # after the last shard ended: messages still on their way
@@ -63,7 +63,8 @@ class ShardState:
 
     @property
     def start_offset_ms(self) -> float | None:
-        """How far after the common start this shard began (set by the coordinator)."""
+        """How far after the common start this shard got going (its schedule still counts from
+        the common start: a late shard's time-bound share is cut, never shifted)."""
         return (self.result or {}).get("start_offset_ms")
 
     def row(self) -> dict[str, Any]:
@@ -279,8 +280,8 @@ class Coordinator:
             state.cpu_pct = result.get("cpu_pct", state.cpu_pct)
             state.started = result.get("started", state.started)
             state.offset = result.get("offset", state.offset)
-            if result.get("started") is not None and self.start is not None:
-                result["start_offset_ms"] = round((result["started"] - self.start) * 1000.0, 2)
+            if result.get("woke") is not None and self.start is not None:
+                result["start_offset_ms"] = round((result["woke"] - self.start) * 1000.0, 2)
 
     async def _check_liveness(self) -> None:
         """A worker that left the cluster takes its shard with it: lost, never re-run elsewhere."""

@@ -176,6 +176,7 @@ async def drive(
     # (a wake-up late by a GIL switch shows as scheduler lag, not as a shifted schedule)
     now_mono, now_wall, cpu0 = time.monotonic(), clock(), time.process_time()
     mono0, started_local = now_mono - (now_wall - local_start), local_start
+    woke = to_remote(now_wall, offset)  # when it really got going (late: its window was cut)
     started = to_remote(started_local, offset)  # on the scheduler's clock
     hard_end = mono0 + max_seconds
     loop = asyncio.get_running_loop()
@@ -222,6 +223,7 @@ async def drive(
         "status": status,
         "error": error,
         "started": started,
+        "woke": woke,
         "elapsed_s": elapsed,
         "cpu_s": time.process_time() - cpu0,
         "cpu_pct": 100.0 * (time.process_time() - cpu0) / elapsed,

@@ -36,6 +36,7 @@ from hubstress_ext.loadgen.run import (
 
 SHARD_HEADER = "X-Hubstress-Shard"
 BUSY_CPU_PCT = 90.0  # a shard above this was itself the limit, not the target
+LATE_WARN_MS = 50.0  # a shard that got going later than this after the common start is named
 TIME_COLUMNS = ("t_intended", "t_sent", "t_done")
 
 
@@ -229,6 +230,12 @@ def shard_warnings(table: pd.DataFrame) -> list[str]:
         if row["status"] in NOT_WHOLE:
             out.append(f"{where} {row['status']}: {row['error']}; its {row['requests']} request(s) are kept")
             continue
+        late = row.get("start_offset_ms")
+        if late is not None and late > LATE_WARN_MS:
+            out.append(
+                f"{where} got going {late:,.0f} ms after the common start: the start of its share "
+                "was lost (a busy worker or scheduler)"
+            )
         if row["cpu_pct"] == row["cpu_pct"] and row["cpu_pct"] > BUSY_CPU_PCT:
             out.append(
                 f"{where} used {row['cpu_pct']:.0f}% of a CPU: the generator, not the target, "
