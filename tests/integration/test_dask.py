@@ -288,7 +288,7 @@ def test_ctrl_c_mid_class_over_two_shards_closes_kernels_then_removes_users(sim_
 
 def test_sweep_over_two_shards_sets_the_batch_size_once_per_cell(endpoint):
     run = make_run(
-        "sweep", url=endpoint, dask="local:2", workers=[2, 8], batch_sizes=[1, 4], duration=1.0, warmup=0.2
+        "sweep", url=endpoint, dask="local:2", workers=[2, 8], batch_sizes=[1, 4], duration=2.0, warmup=0.2
     ).execute()
     assert run.status == "finished", run.report()
     cells = run.summary()
@@ -316,7 +316,7 @@ def test_a_notebooks_own_dask_client_in_the_magic_and_the_panel(app):
             "import hubstress_ext\n"
             f"p = hubstress_ext.panel(scenario='bench', url='{url}', dask=client)\n"
             "assert p.dask.value.startswith('client tcp://'), p.dask.value\n"
-            "p.workers.value = 4\np.duration.value = '1'\nrun = p.start()\n"
+            "p.workers.value = 4\np.duration.value = '2'\nrun = p.start()\n"
             "assert run is not None, p.error.value\n"
             "assert p.wait(120), (run.status, run.error, p.error.value,\n"
             "    [s.row() for s in run.shard_states], run.coordinator and run.coordinator.states)\n"
