@@ -108,7 +108,6 @@ class Coordinator:
         self._stop_sent = False
         self._futures: list[Any] = []
         self._names = channel_names(self.run_id)
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def stop(self) -> None:
         """First call: every shard stops sending within a second. Second: abandon them."""
@@ -120,7 +119,6 @@ class Coordinator:
         from distributed import Event, Queue, Variable
 
         client = self.client
-        self._loop = asyncio.get_running_loop()
         self._queue = Queue(self._names["events"], client=client)
         self._start_var = Variable(self._names["start"], client=client)
         self._stop_event = Event(self._names["stop"], client=client)

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from hubstress_ext.cluster.clock import measure_offset, to_local, to_remote
 
@@ -49,22 +49,17 @@ def drop_secrets(ref: str) -> None:
 class ShardJob:
     """What one shard does. Subclasses live beside their scenario (``loadgen``, ``hub``).
 
-    A job is pickled into the task, so it holds plain data; fields named in ``secret_fields``
-    are taken out before it is sent and put back on the worker from the stash.
+    A job is pickled into the task, so it holds plain data; what ``take_secrets`` takes out
+    before it is sent is put back on the worker (``put_secrets``) from the stash.
     """
 
-    secret_fields: ClassVar[tuple[str, ...]] = ()
     shard: int = 0
 
     def take_secrets(self) -> dict[str, Any]:
-        out = {name: getattr(self, name) for name in self.secret_fields}
-        for name in self.secret_fields:
-            setattr(self, name, None)
-        return out
+        return {}
 
     def put_secrets(self, secrets: dict[str, Any]) -> None:
-        for name, value in secrets.items():
-            setattr(self, name, value)
+        """Back on the worker (and on the coordinator once the run is over)."""
 
     async def prepare(self) -> None:
         """Pre-flight (the target answers, ...); an exception fails the run before any load."""

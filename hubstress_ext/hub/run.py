@@ -39,6 +39,7 @@ from hubstress_ext.results.bottleneck import bottleneck
 from hubstress_ext.results.hub_figures import HubFigures, comparison_table, hub_figures
 from hubstress_ext.results.lifecycle import LifecycleTable
 from hubstress_ext.results.resources import resource_summary
+from hubstress_ext.results.summary import shard_lines as summary_shard_lines
 from hubstress_ext.results.summary import summarize
 
 log = logging.getLogger("hubstress")
@@ -422,13 +423,13 @@ class HubRun(Run):
 
 
 def shard_lines(cluster: str, shards: pd.DataFrame) -> list[str]:
-    from hubstress_ext.results.summary import format_table
-
-    lines = ["", f"shards on {cluster}:", format_table(shards.drop(columns=["error"]).set_index("shard"))]
-    for row in shards.to_dict("records"):
-        if row["error"]:
-            lines.append(f"warning: shard {row['shard']} ({row['worker']}) {row['status']}: {row['error']}")
-    return lines
+    """The shards table, and a warning for each shard that said what went wrong."""
+    warnings = [
+        f"shard {row['shard']} ({row['worker']}) {row['status']}: {row['error']}"
+        for row in shards.to_dict("records")
+        if row["error"]
+    ]
+    return summary_shard_lines(cluster, shards, warnings)
 
 
 def hub_run_figures(figures: HubFigures | None, resources: pd.DataFrame) -> dict[str, float]:

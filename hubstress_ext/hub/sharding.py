@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +19,9 @@ import pandas as pd
 
 from hubstress_ext.cluster.coordinator import Coordinator, ShardState
 from hubstress_ext.cluster.merge import merge, shift
-from hubstress_ext.cluster.shard import ShardJob, share
+from hubstress_ext.cluster.shard import share
 from hubstress_ext.engine import registry
+from hubstress_ext.engine.shard_job import OptionsShardJob
 from hubstress_ext.http.client import HttpClient
 from hubstress_ext.http.records import records_to_frame
 from hubstress_ext.http.retry import Deadline, RetryPolicy
@@ -39,18 +39,14 @@ SESSION_TIMES = ("arrived", "started", "kernel_started", "connected", "ended")
 
 
 @dataclass
-class HubShard(ShardJob):
+class HubShard(OptionsShardJob):
     """One shard of a hub scenario: its users' servers, sessions, ..., on its worker."""
 
-    scenario: str
-    options: Any
-    endpoint: str
-    names: list[str]
-    indices: list[int]
+    scenario: str = ""
+    endpoint: str = ""
+    names: list[str] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)
     shard: int = 0
-    token: str | None = None
-    password: str | None = None
-    secret_fields = ("token", "password")
     _run: Any = field(default=None, repr=False)
     _client: HttpClient | None = field(default=None, repr=False)
     _api: HubAPI | None = field(default=None, repr=False)
@@ -58,24 +54,12 @@ class HubShard(ShardJob):
     _stopping: bool = False
     _sent: int = 0
 
-    def __post_init__(self) -> None:
-        # secrets travel apart from the task (``cluster.shard``); the options keep none
-        self.token = self.token or self.options.token
-        self.password = self.password or getattr(self.options, "password", None)
-        changes = {"token": None}
-        if hasattr(self.options, "password"):
-            changes["password"] = None
-        self.options = dataclasses.replace(self.options, **changes)
-
     async def prepare(self) -> None:
         opts = self.options
-        opts.token = self.token
-        if hasattr(opts, "password"):
-            opts.password = self.password
         self._run = registry.scenario(self.scenario)(opts)
         self._client = HttpClient(
             self.endpoint,
-            self.token,
+            opts.token,
             self._run.sink,
             request_timeout=opts.request_timeout,
             retry=RetryPolicy(max_attempts=opts.max_retries + 1),
@@ -121,10 +105,11 @@ class HubShard(ShardJob):
         return self._run.shard_counts() if self._run is not None else (0, 0)
 
 
-def shard_options(options: Any, i: int, n: int) -> Any:
-    """Shard ``i``'s options: its share of the batch size; no saving or verdict of its own."""
+def shard_options(options: Any, i: int, n: int, token: str | None) -> Any:
+    """Shard ``i``'s options: the coordinator's token (a sandbox's too), its share of the batch
+    size; no saving or verdict of its own."""
     return options.for_shard(
-        batch_size=max(1, share(options.batch_size, n, i)), sandbox=False, scrape_metrics=0.0
+        token=token, batch_size=max(1, share(options.batch_size, n, i)), sandbox=False, scrape_metrics=0.0
     )
 
 
@@ -134,14 +119,12 @@ async def run_user_shards(run: UserScenario, api: HubAPI, names: list[str]) -> N
     n = max(1, min(len(cluster.workers), len(names)))
     jobs = [
         HubShard(
-            run.scenario,
-            shard_options(run.options, i, n),
-            api.client.base_url,
-            names[i::n],
-            list(range(i, len(names), n)),
+            shard_options(run.options, i, n, api.client.token),
+            scenario=run.scenario,
+            endpoint=api.client.base_url,
+            names=names[i::n],
+            indices=list(range(i, len(names), n)),
             shard=i,
-            token=api.client.token,
-            password=getattr(run.options, "password", None),
         )
         for i in range(n)
     ]

@@ -5,19 +5,15 @@ from __future__ import annotations
 import pandas as pd
 
 from hubstress_ext.results.summary import format_table
+from hubstress_ext.results.summary import shard_lines as summary_shard_lines
 
 
 def shard_lines(meta: dict) -> list[str]:
     """A --dask run: where it ran, one row per shard, and what a shard says about the result."""
     if not meta.get("dask"):
         return []
-    lines = ["", f"shards on {meta['dask']['cluster']}" + (":" if meta.get("shards") else "")]
-    shards = meta.get("shards")
-    if shards:
-        table = pd.DataFrame(shards).drop(columns=["error"], errors="ignore")
-        lines.append(format_table(table.set_index("shard")))
-    lines += [f"warning: {w}" for w in meta.get("warnings", [])]
-    return lines
+    shards = pd.DataFrame(meta["shards"]) if meta.get("shards") else None
+    return summary_shard_lines(meta["dask"]["cluster"], shards, meta.get("warnings", []))
 
 
 def bench_lines(stats: dict) -> list[str]:

@@ -8,7 +8,6 @@ evenly spaced. Every request carries ``X-Hubstress-Shard`` so a target can tell 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +17,9 @@ import pandas as pd
 
 from hubstress_ext.cluster.coordinator import NOT_WHOLE, Coordinator, ShardState
 from hubstress_ext.cluster.merge import concat_chunks, merge
-from hubstress_ext.cluster.shard import ShardJob, share
+from hubstress_ext.cluster.shard import share
 from hubstress_ext.cluster.target import Cluster
+from hubstress_ext.engine.shard_job import OptionsShardJob
 from hubstress_ext.errors import OptionError
 from hubstress_ext.loadgen.connection import Target
 from hubstress_ext.loadgen.loops import ClosedLoop, OpenLoop
@@ -65,27 +65,20 @@ def split(opts: LoadOptions, n: int) -> list[tuple[LoadOptions, float]]:
 
 
 @dataclass
-class BenchShard(ShardJob):
+class BenchShard(OptionsShardJob):
     """One shard of a bench (or of one sweep cell), run on its worker."""
 
     options: LoadOptions
     shard: int = 0
     phase: float = 0.0
     grace: float | None = None
-    token: str | None = None
-    secret_fields = ("token",)
     _recorder: Recorder | None = field(default=None, repr=False)
     _load: Any = field(default=None, repr=False)
     _stopping: bool = False
     _sent: int = 0
     _result: LoadResult | None = field(default=None, repr=False)
 
-    def __post_init__(self) -> None:
-        if self.options.token:  # the token travels apart from the task (see cluster.shard)
-            self.token, self.options = self.options.token, dataclasses.replace(self.options, token=None)
-
     async def prepare(self) -> None:
-        self.options.token = self.token
         await check_reachable(Target(self.options.url), min(self.options.timeout, 10.0))
 
     async def run(self, t0: float) -> None:

@@ -88,3 +88,12 @@ def format_table(df: pd.DataFrame) -> str:
         elif shown[col].dtype.kind == "f":
             shown[col] = shown[col].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}")
     return tabulate(shown, headers="keys", tablefmt="simple", disable_numparse=True)
+
+
+def shard_lines(cluster: str, shards: pd.DataFrame | None, warnings: list[str]) -> list[str]:
+    """A --dask run's report lines: where it ran, one row per shard, then each warning."""
+    has_rows = shards is not None and not shards.empty
+    lines = ["", f"shards on {cluster}" + (":" if has_rows else "")]
+    if has_rows:
+        lines.append(format_table(shards.drop(columns=["error"], errors="ignore").set_index("shard")))
+    return lines + [f"warning: {w}" for w in warnings]

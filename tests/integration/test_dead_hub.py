@@ -15,21 +15,29 @@ from tests.conftest import hubstress_popen
 pytestmark = pytest.mark.slow
 
 
+def kill_the_hub_during(args: list[str], after_s: float):
+    """Run the CLI against a fresh sandbox hub and SIGKILL ``jupyterhub`` ``after_s`` in (its
+    proxy lives on); returns (process, stdout, stderr, seconds the run went on after the kill)."""
+    hub = Sandbox("sim").start()
+    try:
+        env = dict(os.environ, JUPYTERHUB_ENDPOINT=hub.api_url, JUPYTERHUB_API_TOKEN=hub.token)
+        proc = hubstress_popen(*args, env=env)
+        time.sleep(after_s)
+        hub.hub.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        out, err = proc.communicate(timeout=120)
+        return proc, out, err, time.monotonic() - killed
+    finally:
+        hub.stop()
+
+
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("count", [20, 100])
 def test_sigkill_of_the_hub_mid_storm_ends_the_run_within_60s(count):
     """Only `jupyterhub` is killed: its proxy lives on and answers 503 for everything."""
-    hub = Sandbox("sim").start()
-    try:
-        env = dict(os.environ, JUPYTERHUB_ENDPOINT=hub.api_url, JUPYTERHUB_API_TOKEN=hub.token)
-        proc = hubstress_popen("stress-test", "--count", str(count), "-b", "10", "-p", "slow", env=env)
-        time.sleep(6.0)
-        hub.hub.send_signal(signal.SIGKILL)
-        killed = time.monotonic()
-        out, err = proc.communicate(timeout=120)
-        took = time.monotonic() - killed
-    finally:
-        hub.stop()
+    proc, out, err, took = kill_the_hub_during(
+        ["stress-test", "--count", str(count), "-b", "10", "-p", "slow"], after_s=6.0
+    )
     assert proc.returncode == 1, out + err
     assert took < 60, f"the run went on for {took:.0f}s after the hub died"
     assert "hubstress stress-test: failed" in out
@@ -45,18 +53,8 @@ def test_sigkill_of_the_hub_mid_storm_ends_the_run_within_60s(count):
 def test_sigkill_of_the_hub_mid_class_ends_the_run_within_60s():
     """Students in session talk to their servers through the proxy, which outlives the hub:
     the run's heartbeat on /hub/health notices the hub is gone."""
-    hub = Sandbox("sim").start()
-    try:
-        env = dict(os.environ, JUPYTERHUB_ENDPOINT=hub.api_url, JUPYTERHUB_API_TOKEN=hub.token)
-        args = ["--count", "10", "--arrival", "burst", "--session", "300", "--think", "1"]
-        proc = hubstress_popen("session-test", *args, env=env)
-        time.sleep(8.0)  # every student in session
-        hub.hub.send_signal(signal.SIGKILL)
-        killed = time.monotonic()
-        out, err = proc.communicate(timeout=120)
-        took = time.monotonic() - killed
-    finally:
-        hub.stop()
+    args = ["session-test", "--count", "10", "--arrival", "burst", "--session", "300", "--think", "1"]
+    proc, out, err, took = kill_the_hub_during(args, after_s=8.0)  # every student in session
     assert proc.returncode == 1, out + err
     assert took < 60, f"the run went on for {took:.0f}s after the hub died"
     assert "Traceback" not in err
