@@ -101,7 +101,7 @@ class BatchCap:
 class Prediction:
     delay_s: float  # until its batch starts
     completion_s: float  # until its batch is done
-    drain_s: float  # until everything queued now is done
+    drain_s: float  # until everything queued now is done (or the server has caught up)
 
 
 def start_delay(age_s: float, busy_left_s: float, ahead: int, cap: int, per_batch_s: float) -> float:
@@ -111,5 +111,7 @@ def start_delay(age_s: float, busy_left_s: float, ahead: int, cap: int, per_batc
 
 def predict(age_s: float, busy_left_s: float, ahead: int, cap: int, per_batch_s: float) -> Prediction:
     delay = start_delay(age_s, busy_left_s, ahead, cap, per_batch_s)
-    drain = busy_left_s + math.ceil(ahead / cap) * per_batch_s
+    # A request that waited before the batcher saw it (socket backlog, a busy event loop) says
+    # the server runs that far behind even when the model is idle: retrying sooner is futile.
+    drain = max(age_s, busy_left_s + math.ceil(ahead / cap) * per_batch_s)
     return Prediction(delay, delay + per_batch_s, drain)

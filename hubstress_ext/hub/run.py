@@ -452,4 +452,6 @@ def hub_run_figures(figures: HubFigures | None, resources: pd.DataFrame) -> dict
         out[f"{role}.cpu.mean"] = row["cpu_mean_pct"] / 100.0
         out[f"{role}.cpu.peak"] = row["cpu_peak_pct"] / 100.0
         out[f"{role}.rss_mb.peak"] = row["rss_peak_mb"]
+        if "wait_mean_pct" in row:
+            out[f"{role}.cpu.wait"] = row["wait_mean_pct"] / 100.0
     return out

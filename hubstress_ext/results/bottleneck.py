@@ -4,7 +4,9 @@ The rules are few and checked in this order; the first that holds is the answer:
 
 1. hub full: spawns refused by ``active_server_limit`` (429 without Retry-After);
 2. throttled: spawns refused by ``concurrent_spawn_limit`` (429 with Retry-After);
-3. hub CPU: the hub process at >= 90 % of a core for >= 3 s (and >= 20 % of the sampled time);
+3. hub CPU: the hub process at >= 90 % of a core for >= 3 s (and >= 20 % of the sampled time),
+   counting the time it was ready to run but waited for a core (a machine whose cores are
+   shared with the load generator never gives a saturated process all of one);
 4. proxy: the proxy process likewise, or the hub's ``proxy_add`` p99 above 1 s;
 5. event loop: the hub's own event-loop interval p99 above 0.5 s;
 6. spawner: spawns failed in the spawner (or timed out);
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from hubstress_ext.results.hub_figures import HubFigures
-from hubstress_ext.results.resources import busy_seconds
+from hubstress_ext.results.resources import busy_seconds, demand_pct
 
 BUSY_PCT = 90.0
 BUSY_MIN_S = 3.0
@@ -41,16 +43,22 @@ def _count_cause(users: pd.DataFrame, cause: str) -> int:
     return int((users["cause"] == cause).sum()) if not users.empty and "cause" in users else 0
 
 
-def _busy(resources: pd.DataFrame, role: str) -> tuple[float, float] | None:
-    """(seconds at >= BUSY_PCT, peak %) when the role was busy long enough to be the limit."""
+def _busy(resources: pd.DataFrame, role: str) -> str | None:
+    """ "CPU at P % for S s" (with the wait for a core when there was one) when the role asked
+    for a whole core long enough to be the limit."""
     if resources is None or resources.empty or role not in set(resources["role"]):
         return None
-    rows = resources[resources["role"] == role]
+    rows = resources[resources["role"] == role].sort_values("time")
     span = rows["time"].max() - rows["time"].min()
     busy = busy_seconds(resources, role, BUSY_PCT)
-    if busy >= BUSY_MIN_S and span > 0 and busy / span >= BUSY_MIN_SHARE:
-        return busy, float(rows["cpu_pct"].max())
-    return None
+    if not (busy >= BUSY_MIN_S and span > 0 and busy / span >= BUSY_MIN_SHARE):
+        return None
+    text = f"CPU at {rows['cpu_pct'].max():.0f} %"
+    saturated = rows.iloc[1:][demand_pct(rows).iloc[1:] >= BUSY_PCT]
+    wait = float(saturated["wait_pct"].mean()) if "wait_pct" in saturated else 0.0
+    if wait >= 1.0:
+        text += f" (+{wait:.0f} % waiting for a core: the machine's cores are shared)"
+    return f"{text} for {busy:.0f} s"
 
 
 def bottleneck(ev: Evidence) -> str:
@@ -71,10 +79,10 @@ def bottleneck(ev: Evidence) -> str:
         )
     hub = _busy(ev.resources, "hub")
     if hub:
-        return f"hub CPU at {hub[1]:.0f} % for {hub[0]:.0f} s: the hub process is the limit"
+        return f"hub {hub}: the hub process is the limit"
     proxy = _busy(ev.resources, "proxy")
     if proxy:
-        return f"proxy CPU at {proxy[1]:.0f} % for {proxy[0]:.0f} s: the proxy is the limit"
+        return f"proxy {proxy}: the proxy is the limit"
     if f and not math.isnan(f.proxy_add_p99_s) and f.proxy_add_p99_s > PROXY_ADD_SLOW_S:
         return f"proxy p99 {f.proxy_add_p99_s:.1f} s (adding routes): the proxy is the limit"
     if f and not math.isnan(f.event_loop_p99_s) and f.event_loop_p99_s > LOOP_LAG_S:

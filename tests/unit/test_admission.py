@@ -40,6 +40,10 @@ def test_prediction_counts_the_running_batch_and_whole_batches_ahead():
     assert p.delay_s == pytest.approx(0.001 + 0.010 + 2 * 0.020)  # 5 ahead: 2 full batches first
     assert p.completion_s == pytest.approx(p.delay_s + 0.020)
     assert p.drain_s == pytest.approx(0.010 + 3 * 0.020)
+    # an idle model, but the request waited 200 ms before the batcher saw it: the server is
+    # that far behind, so a retry is not due before then
+    late = predict(age_s=0.2, busy_left_s=0.0, ahead=0, cap=2, per_batch_s=0.020)
+    assert late.drain_s == pytest.approx(0.2)
 
 
 def test_service_time_prefers_full_batches():
@@ -101,6 +105,9 @@ async def test_age_counts_against_the_wait_and_the_deadline():
     b = Batcher(Timed(base=0.001), settings(batch_size=1, max_delay_ms=100))
     with pytest.raises(Refused, match="max_delay_ms=100"):
         b.submit({}, age_s=0.2)  # already waited 200 ms before reaching the batcher
+    with pytest.raises(Refused) as info:
+        b.submit({}, age_s=0.2)
+    assert info.value.retry_after_s == pytest.approx(0.2)  # not 0 with an idle model
     with pytest.raises(Refused) as info:
         b.submit({}, deadline_s=0.05, age_s=0.09)  # within max_delay, past its deadline
     assert info.value.reason == "deadline"

@@ -139,12 +139,15 @@ def test_failure_causes():
     assert cause_of_message("progress stream: HTTP 503") == "proxy error"
 
 
-def resources(role_pcts, seconds=10):
+def resources(role_pcts, seconds=10, wait=None):
     rows = []
     for role, pct in role_pcts.items():
+        waiting = (wait or {}).get(role, 0.0)
         for t in range(seconds + 1):
-            rows.append((float(t), role, pct if t else 0.0, pct / 100 * t, 100.0))
-    return pd.DataFrame(rows, columns=["time", "role", "cpu_pct", "cpu_s", "rss_mb"])
+            now = (pct if t else 0.0, pct / 100 * t, 100.0, waiting if t else 0.0, waiting / 100 * t)
+            rows.append((float(t), role, *now))
+    columns = ["time", "role", "cpu_pct", "cpu_s", "rss_mb", "wait_pct", "wait_s"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 USERS = pd.DataFrame({"user": ["a"], "cause": [None]})
@@ -165,6 +168,10 @@ QUIET = resources({"hub": 20.0, "proxy": 5.0})
         (Evidence(None, pd.DataFrame({"user": ["a"], "cause": ["throttled"]}), QUIET), "1 429s from"),
         (Evidence(HubFigures(), USERS, resources({"hub": 98.0, "proxy": 5.0})), "hub CPU at 98 % for 10 s"),
         (Evidence(HubFigures(), USERS, resources({"hub": 30.0, "proxy": 95.0})), "proxy CPU at 95 %"),
+        (
+            Evidence(HubFigures(), USERS, resources({"hub": 30.0, "proxy": 78.0}, wait={"proxy": 18.0})),
+            "proxy CPU at 78 % (+18 % waiting for a core: the machine's cores are shared) for 10 s",
+        ),
         (Evidence(HubFigures(proxy_add_p99_s=2.3), USERS, QUIET), "proxy p99 2.3 s"),
         (Evidence(HubFigures(event_loop_p99_s=0.75), USERS, QUIET), "event loop lagged (p99 0.75 s)"),
         (
@@ -177,6 +184,57 @@ QUIET = resources({"hub": 20.0, "proxy": 5.0})
 )
 def test_each_bottleneck_rule(evidence, expected):
     assert expected in bottleneck(evidence)
+
+
+def test_a_process_short_of_a_core_is_not_the_limit_by_its_wait_alone():
+    # 60 % running + 20 % waiting: it asked for 80 % of a core, under the 90 % line
+    quiet = resources({"hub": 20.0, "proxy": 60.0}, wait={"proxy": 20.0})
+    assert "no limit reached" in bottleneck(Evidence(HubFigures(), USERS, quiet))
+    # a run saved before the wait was sampled (no wait columns) is judged on CPU alone
+    old = resources({"hub": 20.0, "proxy": 95.0}).drop(columns=["wait_pct", "wait_s"])
+    assert "proxy CPU at 95 % for 10 s" in bottleneck(Evidence(HubFigures(), USERS, old))
+
+
+def test_the_sampler_sees_processes_waiting_for_a_core():
+    """More busy loops than cores: each runs part of the time and waits the rest; running plus
+    waiting is (nearly) all of the time, which is what says a process is saturated."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from hubstress_ext.results.resources import busy_seconds, resource_summary
+    from hubstress_ext.sandbox.resources import ResourceSampler
+
+    if not os.path.exists("/proc/self/schedstat"):
+        pytest.skip("the run-queue wait is read from Linux's /proc/PID/schedstat")
+    cores = len(os.sched_getaffinity(0))
+    burn = "import time\nt = time.time()\nwhile time.time() - t < 3: pass"
+    burners = [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(cores + 1)]
+    try:
+
+        class FakeSandbox:
+            def processes(self):
+                return {"burner": [psutil.Process(burners[0].pid)]}
+
+        sampler = ResourceSampler(FakeSandbox(), interval=0.5)
+        time.sleep(0.3)
+        for _ in range(5):
+            sampler.sample()
+            time.sleep(0.4)
+        sampler.sample()
+    finally:
+        for p in burners:
+            p.kill()
+            p.wait()
+    frame = sampler.to_frame()
+    summary = resource_summary(frame).loc["burner"]
+    print(summary.to_dict())
+    assert summary["wait_mean_pct"] > 5  # more loops than cores: someone waits, and it is seen
+    assert summary["cpu_mean_pct"] + summary["wait_mean_pct"] > 85
+    assert busy_seconds(frame, "burner") > 0
 
 
 def test_a_short_busy_moment_is_not_the_limit():
