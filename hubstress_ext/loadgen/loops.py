@@ -8,13 +8,14 @@
   How late the scheduler itself was is kept apart, to tell when the generator fell behind.
 
 Both are bounded by a request count and a deadline. ``stop()`` ends sending at once; requests
-still in flight get ``grace`` seconds, then are recorded as "unfinished", so every request
-sent is in the records exactly once.
+still in flight (a connection still being opened for one included) get ``grace`` seconds, then
+are recorded as "unfinished", so every request begun is in the records exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
@@ -55,6 +56,9 @@ class _Loop:
         self._wake: asyncio.Future = self._loop.create_future()
         self._sleeper: asyncio.Future | None = None
         self._tasks: set[asyncio.Task] = set()
+        # connections being opened, each for a request already begun: key -> its intended time
+        self.opening: dict[int, float] = {}
+        self._keys = itertools.count()
 
     def stop(self) -> None:
         """Send nothing more; what is in flight gets the caller's grace period."""
@@ -95,13 +99,23 @@ class _Loop:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _open(self, on_done) -> Connection | None:
-        """A new connection, or None (recorded as a connection error by the caller)."""
+    def _begin_connect(self, intended: float) -> int:
+        """Count a connection as opening from the moment it is decided (not when its task first
+        runs): the connection limit holds within one dispatch round, and ``finish`` records
+        a request whose connection never opened in time as "unfinished" instead of losing it."""
+        key = next(self._keys)
+        self.opening[key] = intended
+        return key
+
+    async def _open(self, on_done, key: int) -> Connection | None:
+        """The connection begun as ``key``, or None (the caller records a connection error)."""
         try:
             conn = await Connection.open(self.target, on_done, self.timeout)
         except (OSError, TimeoutError) as exc:
             log.debug("connect to %s:%s failed: %s", self.target.host, self.target.port, exc)
+            del self.opening[key]
             return None
+        del self.opening[key]
         self.connections.add(conn)
         return conn
 
@@ -126,9 +140,15 @@ class _Loop:
             await asyncio.wait_for(asyncio.shield(self._drained), grace)
         except TimeoutError:
             pass
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         now = time.monotonic()
+        for intended in self.opening.values():  # begun, but its connection never opened
+            self.recorder.add(intended, now, now, 0, UNFINISHED)
+        self.opening.clear()
         for conn in list(self.connections):
             if conn.busy and conn.user is not None:
                 intended, sent = conn.user  # type: ignore[misc]
@@ -171,7 +191,7 @@ class ClosedLoop(_Loop):
         await self.finish(grace)
 
     def _is_drained(self) -> bool:
-        return self._active == 0 or (self.stopping and self._in_flight() == 0)
+        return self._active == 0 or (self.stopping and self._in_flight() == 0 and not self.opening)
 
     async def _worker_start(self, failures: int) -> None:
         if failures:
@@ -181,7 +201,7 @@ class ClosedLoop(_Loop):
             return
         self.remaining -= 1
         intended = time.monotonic()
-        conn = await self._open(self._on_done)
+        conn = await self._open(self._on_done, self._begin_connect(intended))
         if conn is None:
             self.recorder.add(intended, intended, time.monotonic(), 0, CONNECTION)
             self._spawn(self._worker_start(failures + 1))
@@ -231,7 +251,6 @@ class OpenLoop(_Loop):
         self.seed = seed
         self.idle: list[Connection] = []
         self.backlog: deque[float] = deque()
-        self.opening = 0
         self.scheduler_lag: list[float] = []  # dispatch time - scheduled time, per request
         self.waited_for_connection = 0
         self.scheduled = 0
@@ -285,18 +304,14 @@ class OpenLoop(_Loop):
         self.remaining -= 1
         if self.idle:
             self._send(self.idle.pop(), intended)
-        elif len(self.connections) + self.opening < self.max_connections:
-            self.opening += 1
-            self._spawn(self._connect_and_send(intended))
+        elif len(self.connections) + len(self.opening) < self.max_connections:
+            self._spawn(self._connect_and_send(self._begin_connect(intended), intended))
         else:
             self.waited_for_connection += 1
             self.backlog.append(intended)
 
-    async def _connect_and_send(self, intended: float) -> None:
-        try:
-            conn = await self._open(self._on_done)
-        finally:
-            self.opening -= 1
+    async def _connect_and_send(self, key: int, intended: float) -> None:
+        conn = await self._open(self._on_done, key)
         if conn is None:
             now = time.monotonic()
             self.recorder.add(intended, now, now, 0, CONNECTION)
@@ -309,8 +324,8 @@ class OpenLoop(_Loop):
         if conn.closed:
             self.connections.discard(conn)
             if self.backlog:  # replace it, so the backlog is not stranded
-                self.opening += 1
-                self._spawn(self._connect_and_send(self.backlog.popleft()))
+                intended = self.backlog.popleft()
+                self._spawn(self._connect_and_send(self._begin_connect(intended), intended))
         elif self.backlog:
             self._send(conn, self.backlog.popleft())
         else:
@@ -318,7 +333,7 @@ class OpenLoop(_Loop):
         self._check_drained()
 
     def _is_drained(self) -> bool:
-        return self.stopping and not self.backlog and self.opening == 0 and self._in_flight() == 0
+        return self.stopping and not self.backlog and not self.opening and self._in_flight() == 0
 
     def _after_close(self, now: float) -> None:
         while self.backlog:  # scheduled, never sent: still part of what the server owed us

@@ -223,6 +223,8 @@ def shard_warnings(table: pd.DataFrame) -> list[str]:
         if row["status"] in NOT_WHOLE:
             out.append(f"{where} {row['status']}: {row['error']}; its {row['requests']} request(s) are kept")
             continue
+        if not row["requests"]:
+            out.append(f"{where} sent no request: its share of the load is missing from the result")
         late = row.get("start_offset_ms")
         if late is not None and late > LATE_WARN_MS:
             out.append(

@@ -138,6 +138,19 @@ def test_a_lost_shard_makes_the_run_degraded():
     assert not degraded(None)
 
 
+def test_a_shard_that_sent_nothing_is_named():
+    from hubstress_ext.loadgen.sharding import shard_warnings
+
+    table = pd.DataFrame(
+        [
+            {"shard": 0, "worker": "w0", "status": "finished", "requests": 900, "cpu_pct": 40.0},
+            {"shard": 1, "worker": "w1", "status": "finished", "requests": 0, "cpu_pct": 20.0},
+        ]
+    )
+    warnings = shard_warnings(table)
+    assert warnings == ["shard 1 (w1) sent no request: its share of the load is missing from the result"]
+
+
 class VersionsOf:
     """A stand-in client: what ``client.run(importlib.metadata.version, ...)`` answers per worker."""
 

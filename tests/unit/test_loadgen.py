@@ -144,3 +144,49 @@ def test_best_cell_respects_the_p99_limit():
     assert best_cell(cells, max_p99_ms=20)["workers"] == 8
     assert best_cell(cells, max_p99_ms=1) is None
     assert best_cell(pd.DataFrame()) is None
+
+
+@pytest.mark.parametrize("model", ["closed", "open"])
+def test_a_connection_that_never_opens_is_recorded_unfinished(model):
+    """A listener whose accept queue is full drops SYNs: the connect hangs past the deadline
+    and the grace. Each request begun is still one record, "unfinished" (it used to vanish, so
+    a shard whose connects hung reported 0 requests as if it had been idle)."""
+    import asyncio
+    import socket
+    import time
+
+    from hubstress_ext.loadgen.loops import UNFINISHED, ClosedLoop, OpenLoop
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    filler = []
+    for _ in range(3):  # fill the accept queue (never accepted)
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        filler.append(s)
+    time.sleep(0.1)
+
+    async def go():
+        recorder = Recorder(origin=time.monotonic())
+        target = Target(f"http://127.0.0.1:{port}/")
+        common = dict(requests=None, deadline=time.monotonic() + 0.4, timeout=10.0)
+        if model == "closed":
+            load = ClosedLoop(target, lambda: None, recorder, workers=2, **common)
+        else:
+            load = OpenLoop(target, lambda: None, recorder, rate=20, **common)
+        began = time.monotonic()
+        await load.run(0.3)
+        return recorder, time.monotonic() - began
+
+    try:
+        recorder, took = asyncio.run(go())
+    finally:
+        for s in [*filler, server]:
+            s.close()
+    outcomes = recorder.to_frame()["outcome"]
+    assert len(outcomes) == (2 if model == "closed" else 8)  # 2 workers / 20/s x 0.4 s
+    assert (outcomes == UNFINISHED).all()
+    assert took < 3  # the grace, not the 10 s connect timeout
