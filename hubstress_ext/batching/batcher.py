@@ -378,16 +378,9 @@ class Batcher:
                 if not self._busy:
                     self._idle.set()  # every state change ends here: the one place idleness is known
                 return
-            cap, wait = self.batch_cap, self.max_wait_s
-            if len(self._queue) < cap and wait and not self._closed:
-                due = next(iter(self._queue.values())).enqueued + wait
-                if loop.time() < due:  # not due yet: one timer, for the oldest item
-                    if self._timer is None or self._timer.when() != due:
-                        self._cancel_timer()
-                        self._timer = loop.call_at(due, self._on_timer)
-                    return
-            self._cancel_timer()
-            batch = self._take_batch(cap, loop.time())
+            batch = self._due_batch(loop)
+            if batch is None:
+                return
             if not batch:
                 continue  # every item taken had passed its deadline
             if self._inline:
@@ -397,6 +390,28 @@ class Batcher:
             self._batch_started = loop.time()
             loop.create_task(self._run_batch(batch))
             return
+
+    def _due_batch(self, loop: asyncio.AbstractEventLoop) -> list[Pending] | None:
+        """The batch due now (empty if every item taken had expired), or None: not due yet,
+        and one timer armed for the oldest item."""
+        cap, wait = self.batch_cap, self.max_wait_s
+        if len(self._queue) < cap and wait and not self._closed:
+            due = next(iter(self._queue.values())).enqueued + wait
+            if loop.time() < due:
+                if self._timer is None or self._timer.when() != due:
+                    self._cancel_timer()
+                    self._timer = loop.call_at(due, self._on_timer)
+                return None
+        self._cancel_timer()
+        return self._take_batch(cap, loop.time())
+
+    def _next_in_turn(self, loop: asyncio.AbstractEventLoop) -> list[Pending] | None:
+        """The next batch, if one is due now, for the task that just finished one."""
+        while self._queue:
+            batch = self._due_batch(loop)
+            if batch is None or batch:
+                return batch
+        return None
 
     def _take_batch(self, cap: int, now: float) -> list[Pending]:
         """Up to ``cap`` of the oldest items; one whose deadline has passed (its timer not run
@@ -435,19 +450,24 @@ class Batcher:
             outputs, failure = None, exc
         self._complete(batch, outputs, failure, start, loop.time())
 
-    async def _run_batch(self, batch: list[Pending]) -> None:
+    async def _run_batch(self, batch: list[Pending] | None) -> None:
+        """Run batches back to back while one is due: the next starts in the same turn of the
+        event loop as the last one ended. A new task per batch would start a turn later, and
+        under load a turn of a busy loop is milliseconds of the model standing idle."""
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        items = [p.item for p in batch]
-        try:
-            if self._is_async:
-                raw = await self.model(items)
-            else:
-                raw = await loop.run_in_executor(self._executor, self.model, items)
-            outputs, failure = _checked(raw, len(batch)), None
-        except Exception as exc:  # the batch fails, the batcher does not
-            outputs, failure = None, exc
-        self._complete(batch, outputs, failure, start, loop.time())
+        while batch:
+            start = self._batch_started = loop.time()
+            items = [p.item for p in batch]
+            try:
+                if self._is_async:
+                    raw = await self.model(items)
+                else:
+                    raw = await loop.run_in_executor(self._executor, self.model, items)
+                outputs, failure = _checked(raw, len(batch)), None
+            except Exception as exc:  # the batch fails, the batcher does not
+                outputs, failure = None, exc
+            self._complete(batch, outputs, failure, start, loop.time())
+            batch = self._next_in_turn(loop)
         self._busy = False
         self._maybe_dispatch()
 

@@ -108,6 +108,27 @@ class _LimitedConnection(HTTP1Connection):
                 raise _Refused(413, f"body over {self.limits.max_body_bytes} bytes") from None
             raise
 
+    def write_whole(self, status: int, head: str, body: bytes) -> None:
+        """A complete response in one write, without a header object or a header check per
+        line: a refusal at the headers (``head``: its extra header lines, each ending in CRLF)
+        at a fraction of ``write_headers``' cost, which at 2x overload is paid 10,000 times a
+        second. The connection's bookkeeping is what ``write_headers`` leaves behind."""
+        req, asked = self._request_start_line, self._request_headers
+        assert req is not None and asked is not None
+        connection = ""
+        if self._disconnect_on_finish and req.version == "HTTP/1.1":
+            connection = "Connection: close\r\n"
+        elif req.version == "HTTP/1.0" and asked.get("Connection", "").lower() == "keep-alive":
+            connection = "Connection: Keep-Alive\r\n"
+        reason = httputil.responses.get(status, "Unknown")
+        self._response_start_line = httputil.ResponseStartLine("HTTP/1.1", status, reason)
+        self._chunking_output = False
+        self._expected_content_remaining = 0
+        data = f"HTTP/1.1 {status} {reason}\r\n{head}Content-Length: {len(body)}\r\n{connection}\r\n"
+        self._pending_write = self.stream.write(data.encode("latin1") + body)
+        self._pending_write.add_done_callback(self._on_write_complete)
+        self.finish()
+
     async def _refuse(self, status: int, message: str) -> None:
         body = json.dumps({"error": "too_large", "message": message}).encode()
         head = (
@@ -135,6 +156,10 @@ async def _drain(stream: iostream.IOStream) -> None:
         except (TimeoutError, iostream.StreamClosedError):
             return
         seen += len(chunk)
+
+
+def _nodelay_stays_on(value: bool) -> None:
+    return None
 
 
 class _LimitedServerConnection(HTTP1ServerConnection):
@@ -183,6 +208,10 @@ class LimitedHTTPServer(HTTPServer):
         )
 
     def handle_stream(self, stream: iostream.IOStream, address: tuple) -> None:
+        # Nagle off for the connection's life: Tornado turns it on and off around every
+        # response (two system calls per request), and every answer here is one write anyway
+        stream.set_nodelay(True)
+        stream.set_nodelay = _nodelay_stays_on  # type: ignore[method-assign]
         context = _HTTPRequestContext(stream, address, self.protocol, self.trusted_downstream)
         conn = _LimitedServerConnection(stream, self.conn_params, context)
         conn.limits = self.limits

@@ -58,6 +58,10 @@ class MetricsHandler(web.RequestHandler):
 
 
 BATCH_PATHS = ("/hubstress/batch", "/testB")
+# Tornado listens with a backlog of 128: a burst of new connections beyond it has its SYNs
+# dropped and retried by the clients' kernels a second later, a stall no admission rule sees.
+# The kernel caps this at net.core.somaxconn (4096 on current Linux).
+LISTEN_BACKLOG = 2048
 
 
 class _Refusal(httputil.HTTPMessageDelegate):
@@ -71,19 +75,9 @@ class _Refusal(httputil.HTTPMessageDelegate):
         return None  # the body of a refused request is read and dropped
 
     def finish(self) -> None:
-        status = self.batcher.settings.refuse_status
+        head = f"Content-Type: application/json\r\nRetry-After: {self.refused.retry_after_header}\r\n"
         body = refusal_json(self.refused).encode()
-        headers = httputil.HTTPHeaders(
-            {
-                "Content-Type": "application/json",
-                "Content-Length": str(len(body)),
-                "Retry-After": self.refused.retry_after_header,
-            }
-        )
-        self.connection.write_headers(
-            httputil.ResponseStartLine("HTTP/1.1", status, httputil.responses[status]), headers, body
-        )
-        self.connection.finish()
+        self.connection.write_whole(self.batcher.settings.refuse_status, head, body)
         self.batcher.note_refusal(time.monotonic() - self.arrived, at_headers=True)
 
 
@@ -147,7 +141,7 @@ async def serve(
     limits = limits or HttpLimits(max_body_bytes=max_body_bytes)
     service = BatchingService(model, settings, max_body_bytes=limits.max_body_bytes, loaded=loaded)
     server = LimitedHTTPServer(make_app(service), limits)
-    server.listen(port, address)
+    server.listen(port, address, backlog=LISTEN_BACKLOG)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -39,24 +39,57 @@ def books(stats_before, stats_after, answers):
     return d
 
 
+async def raw(port, head):
+    """One request on its own socket, written by hand; (answer bytes, closed by the server)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = b'{"ts": 1}'
+    writer.write(head.encode() + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    answer = await reader.readuntil(b"\r\n\r\n")
+    length = int(next(h for h in answer.split(b"\r\n") if h.lower().startswith(b"content-length")).split()[1])
+    answer += await reader.readexactly(length)
+    try:
+        closed = await asyncio.wait_for(reader.read(1), 2) == b""
+    except TimeoutError:
+        closed = False
+    writer.close()
+    return answer.decode(), closed
+
+
 def test_a_burst_beyond_capacity_is_refused_at_the_headers_with_reasons():
-    # batch size 1: about 440 req/s of capacity, so even a client that needs a second to open
-    # 300 connections (a slow CI machine) sends them faster than 15 ms of work can absorb
-    with serve(*DEVICE, "--batch-size", "1", "--max-delay-ms", "15") as (base, _):
+    # batch size 1 at 10 ms a batch: about 100 req/s of capacity, so even a client that needs a
+    # second to open 300 connections (a slow CI machine) sends them faster than 15 ms of work can
+    # absorb (at 2.25 ms a batch, 251 of 300 were once served)
+    slow_device = [*DEVICE, "--model", "tests.batching_models:device_10ms", "--batch-size", "1"]
+    with serve(*slow_device, "--max-delay-ms", "15") as (base, _):
         url = base + "/hubstress/batch"
 
         async def go():
             async with aiohttp.ClientSession() as s:
                 await fire(url, 40, rate=200)  # warm: the endpoint learns the model's time
                 before = await get(s, url + "/stats")
-                burst = await fire(url, 300)  # far more than 15 ms of work at once
+                burst = asyncio.ensure_future(fire(url, 300))  # far more than 15 ms of work at once
+                await asyncio.sleep(0.05)
+                # refused at the headers in one hand-made write: the connection's own wishes kept
+                port = int(base.rsplit(":", 1)[1])
+                post = "POST /hubstress/batch HTTP/1.1\r\nHost: x\r\n"
+                closing = await raw(port, post + "Connection: close\r\n")
+                old = "POST /hubstress/batch HTTP/1.0\r\nConnection: keep-alive\r\n"
+                kept = await raw(port, old)
+                raw_answers.extend([closing, kept])
+                burst = await burst
                 await asyncio.sleep(0.3)
                 light = await fire(url, 20, rate=50)  # well under capacity afterwards
                 return before, burst, light, await get(s, url + "/stats")
 
+        raw_answers = []
         before, burst, light, after = asyncio.run(go())
     statuses = [a[0] for a in burst]
     print("burst:", statuses.count(200), "served,", statuses.count(503), "refused")
+    (closing, closed), (kept, kept_closed) = raw_answers
+    assert closing.startswith("HTTP/1.1 503 Service Unavailable\r\n"), closing
+    assert "Connection: close\r\n" in closing and closed  # asked to close: said so, and did
+    assert kept.startswith("HTTP/1.1 503 ") and "Connection: Keep-Alive\r\n" in kept and not kept_closed
+    assert "Retry-After: " in closing and '"reason": "queue_delay"' in closing
     assert statuses.count(200) >= 4 and statuses.count(503) >= 100, statuses
     refusal = next(a for a in burst if a[0] == 503)
     body, headers = refusal[1], refusal[2]
@@ -64,7 +97,8 @@ def test_a_burst_beyond_capacity_is_refused_at_the_headers_with_reasons():
     assert "max_delay_ms=15" in body["message"] and body["expected_ms"] > 15
     assert int(headers["Retry-After"]) >= 1 and body["retry_after_ms"] > 0
     assert all(a[0] == 200 for a in light)  # back under capacity: nothing refused
-    d = books(before, after, burst + light)
+    by_hand = [(int(answer.split()[1]),) for answer, _ in raw_answers]
+    d = books(before, after, burst + light + by_hand)
     assert after["refused_at_headers"] - before["refused_at_headers"] > 0  # the fast path was used
     assert after["refusal_ms"]["p99"] is not None
     assert d["timed_out"] == 0

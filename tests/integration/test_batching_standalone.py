@@ -227,3 +227,30 @@ def test_serve_bad_options_and_busy_port():
             env=dict(os.environ),
         )
     assert busy.returncode == 1 and "cannot listen on" in busy.stderr
+
+
+def test_a_burst_of_new_connections_waits_in_the_accept_queue_not_in_syn_retries():
+    """300 clients connect while the server cannot accept (stopped with SIGSTOP): with Tornado's
+    backlog of 128 the rest have their SYNs dropped and retried a second later; the endpoint's
+    backlog takes them all, so each is served as soon as the server runs again."""
+    import select
+    import socket
+
+    with serve() as (base, proc):
+        port = int(base.rsplit(":", 1)[1])
+        os.kill(proc.pid, signal.SIGSTOP)
+        socks = []
+        try:
+            for _ in range(300):
+                s = socket.socket()
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", port))
+                socks.append(s)
+            time.sleep(0.3)
+            _, writable, _ = select.select([], socks, [], 0)
+            connected = sum(1 for s in writable if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+            for s in socks:
+                s.close()
+    assert connected == 300, f"{connected} of 300 connected while the server was stopped"

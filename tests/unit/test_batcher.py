@@ -313,3 +313,29 @@ def test_the_batcher_defaults_are_the_declared_settings():
     for f in dataclasses.fields(BatchSettings):
         assert getattr(declared, f.name) == f.default, f.name
     assert declared.settings() == BatchSettings()
+
+
+@asyncio_test
+async def test_the_next_due_batch_starts_in_the_same_turn_of_the_loop():
+    """A model that ends a batch with work queued must not stand idle for a turn of the event
+    loop (under load a turn is milliseconds of other requests): the batch after it starts
+    before anything the loop scheduled meanwhile."""
+    loop = asyncio.get_running_loop()
+    turns = []  # a marker per finished batch, appended on the loop's next turn
+    seen = []  # markers already run when each batch started
+
+    class Device:
+        async def __call__(self, items):
+            seen.append(len(turns))
+            await asyncio.sleep(0.001)
+            loop.call_soon(turns.append, 1)
+            return [None] * len(items)
+
+    b = Batcher(Device(), settings(batch_size=1, max_wait_ms=0))
+    pending = [b.submit({}) for _ in range(3)]
+    await asyncio.gather(*(p.future for p in pending))
+    # batch k started before the marker batch k-1 left behind (a new task per batch: [0, 1, 2])
+    assert seen == [0, 0, 1]
+    await asyncio.sleep(0)
+    assert b.snapshot()["in_flight"] == 0 and not b.pressed
+    invariant(b)
