@@ -76,6 +76,7 @@ class ShardState:
             "failed": self.failed,
             "cpu_pct": round(self.cpu_pct, 1) if self.cpu_pct == self.cpu_pct else self.cpu_pct,
             "start_offset_ms": self.start_offset_ms,
+            "first_sent_ms": (self.result or {}).get("first_sent_ms"),
             "error": self.error,
         }
 

@@ -37,6 +37,7 @@ from hubstress_ext.loadgen.run import (
 SHARD_HEADER = "X-Hubstress-Shard"
 BUSY_CPU_PCT = 90.0  # a shard above this was itself the limit, not the target
 LATE_WARN_MS = 50.0  # a shard that got going later than this after the common start is named
+SLOW_FIRST_MS = 250.0  # ...or that sent its first request later than this (its connects hung)
 TIME_COLUMNS = ("t_intended", "t_sent", "t_done")
 
 
@@ -123,6 +124,9 @@ class BenchShard(OptionsShardJob):
         if res is None:
             return {}
         out: dict[str, Any] = {"load_elapsed_s": res.elapsed, "load_cpu_s": res.cpu}
+        rec = self._recorder
+        if rec is not None and rec.sent:  # how long the shard took to get its first request out
+            out["first_sent_ms"] = round((min(rec.sent) - rec.origin - self.phase) * 1000.0, 2)
         if res.schedule is not None:
             sched = res.schedule
             out["schedule"] = {
@@ -225,6 +229,12 @@ def shard_warnings(table: pd.DataFrame) -> list[str]:
             continue
         if not row["requests"]:
             out.append(f"{where} sent no request: its share of the load is missing from the result")
+        first = row.get("first_sent_ms")
+        if first is not None and first == first and first > SLOW_FIRST_MS:
+            out.append(
+                f"{where} sent its first request {first:,.0f} ms after the start (connecting to "
+                "the target took that long): the start of its share was lost"
+            )
         late = row.get("start_offset_ms")
         if late is not None and late > LATE_WARN_MS:
             out.append(

@@ -295,8 +295,8 @@ def test_sweep_over_two_shards_sets_the_batch_size_once_per_cell(endpoint):
     assert len(cells) == 4 and (cells["errors"] == 0).all() and (cells["qps"] > 0).all(), run.report()
     assert sorted(cells["batch_size"]) == [1, 1, 4, 4]  # the coordinator set it; the endpoint agrees
     records = run.records_df
-    assert set(records["shard"]) == {0, 1}
-    assert (records.groupby(["workers", "batch_size_setting"])["shard"].nunique() == 2).all()
+    assert set(records["shard"]) == {0, 1}, run.report()
+    assert (records.groupby(["workers", "batch_size_setting"])["shard"].nunique() == 2).all(), run.report()
 
 
 def test_a_notebooks_own_dask_client_in_the_magic_and_the_panel(app):

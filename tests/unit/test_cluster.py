@@ -149,6 +149,12 @@ def test_a_shard_that_sent_nothing_is_named():
     )
     warnings = shard_warnings(table)
     assert warnings == ["shard 1 (w1) sent no request: its share of the load is missing from the result"]
+    table["first_sent_ms"] = [3.0, 1200.0]
+    table.loc[1, "requests"] = 2
+    assert shard_warnings(table) == [
+        "shard 1 (w1) sent its first request 1,200 ms after the start (connecting to the target "
+        "took that long): the start of its share was lost"
+    ]
 
 
 class VersionsOf:
