@@ -252,7 +252,10 @@ def main() -> None:
     if "overload" not in skip:
         import overload
 
-        result["overload"] = [overload.measure(name, cfg, secs) for name, cfg in overload.CONFIGS.items()]
+        result["overload"] = [
+            overload.measure(name, cfg, secs, overload.rounds_for(name, 3))
+            for name, cfg in overload.CONFIGS.items()
+        ]
         for r in result["overload"]:
             overload.report(r)
     if "adaptive" not in skip:

@@ -50,6 +50,19 @@ def test_sigkill_of_the_hub_mid_storm_ends_the_run_within_60s(count):
 
 
 @pytest.mark.timeout(180)
+def test_sigkill_of_the_hub_mid_storm_over_dask_shards_ends_the_run_within_60s():
+    """Each shard has its own client and watch on the hub: the run over two worker processes
+    ends the same way, with the users left named for purge."""
+    args = ["stress-test", "--count", "20", "-b", "10", "-p", "slow", "--dask", "local:2"]
+    proc, out, err, took = kill_the_hub_during(args, after_s=9.0)  # the cluster takes ~2 s to start
+    assert proc.returncode == 1, out + err
+    assert took < 60, f"the run went on for {took:.0f}s after the hub died"
+    assert "Traceback" not in err
+    assert re.search(r"the hub became unreachable at .*; 20 user\(s\) left for `hubstress purge`", out), out
+    assert "shards on local cluster of 2 worker processes" in out
+
+
+@pytest.mark.timeout(180)
 def test_sigkill_of_the_hub_mid_class_ends_the_run_within_60s():
     """Students in session talk to their servers through the proxy, which outlives the hub:
     the run's heartbeat on /hub/health notices the hub is gone."""

@@ -69,6 +69,17 @@ def test_look_alike_users_survive_stress_activity_and_purge(sim_hub, look_alikes
     assert_untouched(hub)
 
 
+def test_look_alike_users_survive_a_storm_over_two_dask_shards(sim_hub, look_alikes):
+    """Shards get users from the coordinator only: the look-alikes stay out of every shard."""
+    hub = look_alikes
+    run = StressTestRun(opts(StressOptions, sim_hub, count=4, batch_size=2, dask="local:2")).execute()
+    assert run.exit_code == 0, run.report()
+    assert len(run.created) == 4 and not set(run.created) & set(LOOK_ALIKES)
+    assert set(run.df["shard"]) >= {0, 1}  # both shards did work
+    assert set(run.df["user"].dropna()) <= set(run.created)  # no request named a look-alike
+    assert_untouched(hub)
+
+
 def test_look_alike_users_survive_a_class_of_students(sim_hub, look_alikes):
     from hubstress_ext import make_run
 
