@@ -171,3 +171,29 @@ def test_run_stop_from_a_notebook_during_creation(sim_hub, clean_hub):
     assert run.wait(60)
     assert run.status == "interrupted" and run.exit_code == 130
     assert ours_on_hub(clean_hub) == set()
+
+
+def test_ctrl_c_to_the_process_group_during_a_storm_over_dask_shards(sim_hub, clean_hub):
+    """A terminal's Ctrl-C reaches every process of the group, the Dask workers included: the
+    workers ignore it, their shards hear the coordinator's stop, and teardown still runs."""
+    args = ["stress-test", "-c", "6", "-b", "6", "-p", "slow", "--dask", "local:2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hubstress_ext", *args],
+        env=env_for(sim_hub),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        wait_for(lambda: len(clean_hub.group() or []) >= 6, timeout=60, what="users created")
+        time.sleep(1.5)  # the shards' spawns are pending (the 'slow' profile takes 3-5 s)
+        os.killpg(proc.pid, signal.SIGINT)
+        code, out, err, took = finish(proc, 120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert code == 130, out + err
+    assert "Traceback" not in err, err
+    assert ours_on_hub(clean_hub) == set() and not clean_hub.active()
+    assert clean_hub.group() is None
