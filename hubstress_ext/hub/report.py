@@ -77,7 +77,12 @@ def evidence(
     """What the bottleneck rules look at (the sandbox's limits when the run started one)."""
     sandbox = meta.get("sandbox", {})
     return Evidence(
-        figures, users, resources, sandbox.get("concurrent_spawn_limit"), sandbox.get("active_server_limit")
+        figures,
+        users,
+        resources,
+        sandbox.get("concurrent_spawn_limit"),
+        sandbox.get("active_server_limit"),
+        sandbox.get("cpu_count"),
     )
 
 

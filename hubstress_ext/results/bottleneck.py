@@ -10,6 +10,9 @@ The rules are few and checked in this order; the first that holds is the answer:
 4. proxy: the proxy process likewise, or the hub's ``proxy_add`` p99 above 1 s;
 5. event loop: the hub's own event-loop interval p99 above 0.5 s;
 6. spawner: spawns failed in the spawner (or timed out);
+7. the machine: the sandbox's processes together asked for >= 90 % of every core of the
+   machine for >= 3 s (e.g. 20 real single-user servers starting at once on 2 cores): the
+   machine the sandbox runs on, not the hub, set the pace;
 otherwise "no limit reached", with the hub's CPU peak when it was sampled.
 """
 
@@ -37,6 +40,7 @@ class Evidence:
     resources: pd.DataFrame  # sandbox process samples (empty against a hub of one's own)
     spawn_limit: int | None = None  # known for a sandbox hub
     active_limit: int | None = None
+    cores: int | None = None  # of the machine the sandbox ran on
 
 
 def _count_cause(users: pd.DataFrame, cause: str) -> int:
@@ -59,6 +63,32 @@ def _busy(resources: pd.DataFrame, role: str) -> str | None:
     if wait >= 1.0:
         text += f" (+{wait:.0f} % waiting for a core: the machine's cores are shared)"
     return f"{text} for {busy:.0f} s"
+
+
+def _saturated_machine(resources: pd.DataFrame, cores: int | None) -> str | None:
+    """The sandbox's processes together asking for the whole machine, long enough to matter."""
+    if resources is None or resources.empty or not cores:
+        return None
+    rows = resources.assign(demand=demand_pct(resources))
+    per_sample = rows.groupby("time")["demand"].sum().sort_index()
+    if len(per_sample) < 2:
+        return None
+    intervals = per_sample.index.to_series().diff().iloc[1:]
+    saturated = per_sample.iloc[1:] >= BUSY_PCT * cores
+    busy = float(intervals[saturated.to_numpy()].sum())
+    span = per_sample.index[-1] - per_sample.index[0]
+    if not (busy >= BUSY_MIN_S and span > 0 and busy / span >= BUSY_MIN_SHARE):
+        return None
+    times = per_sample.index[1:][saturated.to_numpy()]
+    during = rows[rows["time"].isin(times)]
+    by_role = during.groupby("role")[["cpu_pct", "demand"]].mean().sort_values("demand", ascending=False)
+    top, top_row = by_role.index[0], by_role.iloc[0]
+    waited = top_row["demand"] - top_row["cpu_pct"]
+    return (
+        f"this machine's {cores} cores were saturated for {busy:.0f} s, mostly by the {top} "
+        f"(CPU {top_row['cpu_pct']:.0f} %, +{waited:.0f} % waiting for a core): the machine "
+        "running the sandbox, not the hub, set the pace"
+    )
 
 
 def bottleneck(ev: Evidence) -> str:
@@ -90,6 +120,9 @@ def bottleneck(ev: Evidence) -> str:
     failed = _count_cause(ev.users, "spawner error") + _count_cause(ev.users, "spawn timeout")
     if failed:
         return f"{failed} spawn(s) failed in the spawner: see failures by cause"
+    machine = _saturated_machine(ev.resources, ev.cores)
+    if machine:
+        return machine
     if ev.resources is not None and not ev.resources.empty and "hub" in set(ev.resources["role"]):
         peak = float(ev.resources[ev.resources["role"] == "hub"]["cpu_pct"].max())
         return f"no limit reached: the hub kept up (hub CPU peak {peak:.0f} %)"

@@ -34,6 +34,14 @@ SPAWN_BUCKETS = "0.025,0.05,0.1,0.2,0.5,1,2,5,10,15,30,60,120,300,600,inf"
 START_TIMEOUT = 90.0
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a container's affinity, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 class SandboxError(RunError):
     """The sandbox hub could not start (or went away): one readable line."""
 
@@ -102,6 +110,7 @@ class Sandbox:
             "workdir": str(self.workdir),
             "concurrent_spawn_limit": self.concurrent_spawn_limit,
             "active_server_limit": self.active_server_limit,
+            "cpu_count": usable_cores(),  # what its processes share (the bottleneck rules)
         }
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -237,6 +237,22 @@ def test_the_sampler_sees_processes_waiting_for_a_core():
     assert busy_seconds(frame, "burner") > 0
 
 
+def test_a_saturated_machine_is_named_when_no_process_of_the_hub_is():
+    # 20 real servers starting at once on 2 cores: they ask for 4 cores' worth, hub and proxy idle
+    busy = resources({"hub": 20.0, "proxy": 5.0, "servers": 150.0}, wait={"servers": 250.0})
+    line = bottleneck(Evidence(HubFigures(), USERS, busy, cores=2))
+    assert line == (
+        "this machine's 2 cores were saturated for 10 s, mostly by the servers (CPU 150 %, +250 % "
+        "waiting for a core): the machine running the sandbox, not the hub, set the pace"
+    )
+    # the same on a machine with 8 cores is no limit; unknown cores (a saved run): not judged
+    assert "no limit reached" in bottleneck(Evidence(HubFigures(), USERS, busy, cores=8))
+    assert "no limit reached" in bottleneck(Evidence(HubFigures(), USERS, busy))
+    # a specific rule still wins over the machine
+    throttled = Evidence(HubFigures(spawns={"failure/throttled": 3}), USERS, busy, 5, cores=2)
+    assert bottleneck(throttled).startswith("3 429s from concurrent_spawn_limit=5")
+
+
 def test_a_short_busy_moment_is_not_the_limit():
     burst = resources({"hub": 20.0}, seconds=30)
     burst.loc[(burst["role"] == "hub") & burst["time"].between(1, 2), "cpu_pct"] = 99.0
