@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from batching import free_port, pin_self, start, stop  # noqa: E402
+from batching import free_port, median_round, pin_self, start, stop  # noqa: E402
 from overload import bench, configure, stats  # noqa: E402
 
 from hubstress_ext.loadgen.options import SweepOptions  # noqa: E402
@@ -73,13 +73,12 @@ def measure(seconds: float, slo_ms: float, rounds: int = 3) -> dict:
             adaptive["effective"] = stats(base)["effective"]
             ratio = adaptive["qps"] / fixed["qps"] if fixed else float("nan")
             out["closed_rounds"].append({"fixed": fixed, "adaptive": adaptive, "ratio": ratio})
-        ranked = sorted(out["closed_rounds"], key=lambda r: r["ratio"])
-        out["adaptive_closed"] = ranked[len(ranked) // 2]
+        out["adaptive_closed"] = median_round(out["closed_rounds"], key=lambda r: r["ratio"])
         rate = 1.5 * out["bs1_capacity"]
         out["open_rate"] = rate
         opens = [bench(base, seconds, rate=rate) for _ in range(rounds)]  # still adaptive
         out["open_p99_rounds"] = [o["p99_ms"] for o in opens]
-        out["adaptive_open"] = sorted(opens, key=lambda o: o["p99_ms"])[len(opens) // 2]
+        out["adaptive_open"] = median_round(opens, key=lambda o: o["p99_ms"])
         out["adaptive_open"]["effective"] = stats(base)["effective"]
         configure(base, batch_size=1, latency_slo_ms=0, max_delay_ms=1000)
         out["fixed_bs1_open"] = bench(base, seconds, rate=rate)

@@ -32,6 +32,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -49,6 +50,12 @@ end
 
 STARTED: list[subprocess.Popen] = []
 PIN = bool(shutil.which("taskset")) and len(os.sched_getaffinity(0)) >= 2
+
+
+def median_round(rounds: list, key) -> Any:
+    """The round in the middle by ``key`` (an upper median): reported in full, its neighbours
+    as the spread; a shared machine makes any single round unreliable."""
+    return sorted(rounds, key=key)[len(rounds) // 2]
 
 
 def on_cpu(cpu: int, cmd: list[str]) -> list[str]:
@@ -182,7 +189,7 @@ def main() -> None:
     }
     stop(plain_proc)
     stop(ours_proc)
-    median = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
+    median = median_round(rounds, key=lambda r: r["ratio"])
     result["throughput_rounds"] = rounds
     result["plain_tornado"], result["hubstress_echo_bs1"] = median["plain"], median["ours"]
 

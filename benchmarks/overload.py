@@ -27,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from batching import free_port, pin_self, start, stop  # noqa: E402
+from batching import free_port, median_round, pin_self, start, stop  # noqa: E402
 
 from hubstress_ext.loadgen.options import LoadOptions  # noqa: E402
 from hubstress_ext.loadgen.run import BenchRun  # noqa: E402
@@ -137,7 +137,7 @@ def measure(name: str, args: list[str], seconds: float, rounds: int = 3) -> dict
         stop(proc)
     for r in done:
         r["ratio"] = r["double"]["qps"] / r["capacity"]
-    median = sorted(done, key=lambda r: r["ratio"])[len(done) // 2]
+    median = median_round(done, key=lambda r: r["ratio"])
     return {"model": name, "args": args, **median, "rounds": [round(r["ratio"], 3) for r in done]}
 
 

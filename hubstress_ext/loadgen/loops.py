@@ -113,10 +113,10 @@ class _Loop:
             conn = await Connection.open(self.target, on_done, self.timeout)
         except (OSError, TimeoutError) as exc:
             log.debug("connect to %s:%s failed: %s", self.target.host, self.target.port, exc)
-            del self.opening[key]
-            return None
-        del self.opening[key]
-        self.connections.add(conn)
+            conn = None
+        del self.opening[key]  # (a cancelled connect keeps its key: ``finish`` records it)
+        if conn is not None:
+            self.connections.add(conn)
         return conn
 
     def _send(self, conn: Connection, intended: float) -> None:

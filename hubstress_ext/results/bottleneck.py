@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from hubstress_ext.results.hub_figures import HubFigures
-from hubstress_ext.results.resources import busy_seconds, demand_pct
+from hubstress_ext.results.resources import busy_seconds, demand_pct, seconds_at_or_above
 
 BUSY_PCT = 90.0
 BUSY_MIN_S = 3.0
@@ -47,15 +47,19 @@ def _count_cause(users: pd.DataFrame, cause: str) -> int:
     return int((users["cause"] == cause).sum()) if not users.empty and "cause" in users else 0
 
 
+def _long_enough(busy_s: float, span_s: float) -> bool:
+    """Busy long enough to be the limit: BUSY_MIN_S and BUSY_MIN_SHARE of the sampled time."""
+    return busy_s >= BUSY_MIN_S and span_s > 0 and busy_s / span_s >= BUSY_MIN_SHARE
+
+
 def _busy(resources: pd.DataFrame, role: str) -> str | None:
     """ "CPU at P % for S s" (with the wait for a core when there was one) when the role asked
     for a whole core long enough to be the limit."""
     if resources is None or resources.empty or role not in set(resources["role"]):
         return None
     rows = resources[resources["role"] == role].sort_values("time")
-    span = rows["time"].max() - rows["time"].min()
     busy = busy_seconds(resources, role, BUSY_PCT)
-    if not (busy >= BUSY_MIN_S and span > 0 and busy / span >= BUSY_MIN_SHARE):
+    if not _long_enough(busy, rows["time"].max() - rows["time"].min()):
         return None
     text = f"CPU at {rows['cpu_pct'].max():.0f} %"
     saturated = rows.iloc[1:][demand_pct(rows).iloc[1:] >= BUSY_PCT]
@@ -71,16 +75,11 @@ def _saturated_machine(resources: pd.DataFrame, cores: int | None) -> str | None
         return None
     rows = resources.assign(demand=demand_pct(resources))
     per_sample = rows.groupby("time")["demand"].sum().sort_index()
-    if len(per_sample) < 2:
+    busy = seconds_at_or_above(per_sample, BUSY_PCT * cores)
+    if not _long_enough(busy, per_sample.index[-1] - per_sample.index[0]):
         return None
-    intervals = per_sample.index.to_series().diff().iloc[1:]
-    saturated = per_sample.iloc[1:] >= BUSY_PCT * cores
-    busy = float(intervals[saturated.to_numpy()].sum())
-    span = per_sample.index[-1] - per_sample.index[0]
-    if not (busy >= BUSY_MIN_S and span > 0 and busy / span >= BUSY_MIN_SHARE):
-        return None
-    times = per_sample.index[1:][saturated.to_numpy()]
-    during = rows[rows["time"].isin(times)]
+    saturated = per_sample.iloc[1:][per_sample.iloc[1:] >= BUSY_PCT * cores]
+    during = rows[rows["time"].isin(saturated.index)]
     by_role = during.groupby("role")[["cpu_pct", "demand"]].mean().sort_values("demand", ascending=False)
     top, top_row = by_role.index[0], by_role.iloc[0]
     waited = top_row["demand"] - top_row["cpu_pct"]

@@ -35,13 +35,19 @@ def resource_summary(resources: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("process")
 
 
+def seconds_at_or_above(demand: pd.Series, threshold: float) -> float:
+    """Sum of the sampling intervals that ended with ``demand`` (indexed by sample time, sorted)
+    at or above ``threshold``: each sample's % is over the interval before it."""
+    if len(demand) < 2:
+        return 0.0
+    intervals = demand.index.to_series().diff().iloc[1:]
+    return float(intervals[(demand.iloc[1:] >= threshold).to_numpy()].sum())
+
+
 def busy_seconds(resources: pd.DataFrame, role: str, threshold: float = 90.0) -> float:
     """How long ``role`` asked for at least ``threshold`` % of one core (running or waiting
     for a core; sum of its intervals)."""
     if resources is None or resources.empty:
         return 0.0
     group = resources[resources["role"] == role].sort_values("time")
-    if len(group) < 2:
-        return 0.0
-    intervals = group["time"].diff().iloc[1:]
-    return float(intervals[demand_pct(group).iloc[1:] >= threshold].sum())
+    return seconds_at_or_above(demand_pct(group).set_axis(group["time"]), threshold)

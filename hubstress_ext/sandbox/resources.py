@@ -54,8 +54,10 @@ class ResourceSampler:
                     rss += proc.memory_info().rss
                 except psutil.Error:
                     pass
-            cpu = sum(used for r, used, _ in self._seen.values() if r == role)
-            wait = sum(waited for r, _, waited in self._seen.values() if r == role)
+            cpu = wait = 0.0
+            for seen_role, used, waited in self._seen.values():
+                if seen_role == role:
+                    cpu, wait = cpu + used, wait + waited
             before = self._last.get(role)
             span = now - before[0] if before else 0.0
             pct = 100.0 * (cpu - before[1]) / span if before and span > 0 else 0.0
