@@ -55,16 +55,6 @@ def quantile(buckets: list[tuple[float, float]], q: float) -> float:
     return lower
 
 
-def bucket_of(buckets: list[tuple[float, float]], value: float) -> tuple[float, float]:
-    """The (lower, upper] bucket bounds a value falls in."""
-    lower = 0.0
-    for bound, _ in sorted(buckets):
-        if value <= bound:
-            return (lower, bound)
-        lower = bound
-    return (lower, math.inf)
-
-
 def _labels(text: str) -> dict[str, str]:
     return json.loads(text) if isinstance(text, str) and text else {}
 

@@ -9,9 +9,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from hubstress_ext import load_run, make_run
-from hubstress_ext.results.hub_figures import accepted_spawn_seconds, bucket_of
+from hubstress_ext.results.hub_figures import accepted_spawn_seconds
 
 pytestmark = pytest.mark.slow
+
+SLACK_S = 0.25  # what a spawn costs us beyond the hub's own timing, at most (proxy add, event)
 
 
 def sandbox_run(scenario="stress-test", **values):
@@ -25,11 +27,16 @@ def test_throttling_as_the_hub_counted_it_and_as_we_saw_it(tmp_path):
     seen_429 = int(((run.df["op"] == "spawn") & (run.df["status"] == 429)).sum())
     assert seen_429 > 0 and figures.throttled == seen_429
     assert figures.spawns["success"] == 40
-    # the hub's spawn p50 (estimated from its buckets) falls in the bucket of the measured one
-    measured_p50 = float(accepted_spawn_seconds(run.df, run.users_df).median())
-    assert bucket_of(figures.spawn_buckets, figures.spawn_p50_s) == bucket_of(
-        figures.spawn_buckets, measured_p50
-    )
+    # The hub times a spawn from its handler to the spawner's return; we time it from sending the
+    # accepted request to the ready event (so also the proxy add). Every spawn we measured is at
+    # least as long as the hub's and at most SLACK_S longer: at each bucket bound, the hub counts
+    # at least as many spawns as we do, and no more than we count SLACK_S later. (Comparing the
+    # two p50s' buckets was a coin toss: the sim's median start sits near the 0.2 s bound.)
+    measured = accepted_spawn_seconds(run.df, run.users_df)
+    assert len(measured) == 40
+    for bound, hub_count in figures.spawn_buckets:
+        ours, ours_later = int((measured <= bound).sum()), int((measured <= bound + SLACK_S).sum())
+        assert ours <= hub_count <= ours_later, (bound, ours, hub_count, ours_later)
     # the hub process's CPU, sampled during the run
     hub = run.resources().loc["hub"]
     wall = run.finished_at - run.started_at

@@ -12,7 +12,7 @@ from hubstress_ext.errors import OptionError
 from hubstress_ext.http.client import Response
 from hubstress_ext.hub.causes import cause_of_answer, cause_of_message
 from hubstress_ext.results.bottleneck import Evidence, bottleneck
-from hubstress_ext.results.hub_figures import HubFigures, bucket_of, hub_figures, quantile
+from hubstress_ext.results.hub_figures import HubFigures, hub_figures, quantile
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,6 @@ def test_quantiles_from_buckets_as_prometheus_estimates_them():
     assert quantile(buckets, 0.9) == pytest.approx(0.5)
     assert math.isnan(quantile([(1.0, 0.0), (math.inf, 0.0)], 0.5))
     assert quantile([(1.0, 0.0), (math.inf, 4.0)], 0.5) == 1.0  # only +Inf: the last bound
-    assert bucket_of(buckets, 0.15) == (0.1, 0.2) and bucket_of(buckets, 0.2) == (0.1, 0.2)
 
 
 def metrics_frame(before, after):
