@@ -137,10 +137,14 @@ class BatchMixin(_Base):
             self.reply(400, {"error": "bad_request", "message": str(exc)})
             return None
         # request_time(): since the server read the headers, so time spent reaching this
-        # handler counts against the request's wait and deadline
+        # handler counts against the request's wait and deadline; where the server reads kernel
+        # receive stamps (``hubstress serve``), the time it sat unread in its socket counts
+        # toward its deadline
+        connection = request.connection
         age_s = request.request_time()
+        unread_s = getattr(connection, "hubstress_unread_s", 0.0)
         try:
-            result = batcher.serve_now(item, deadline_ms / 1000.0, age_s)
+            result = batcher.serve_now(item, deadline_ms / 1000.0, age_s, unread_s)
             if result is not None:
                 self._send_result(result, ts)
                 return None
@@ -148,7 +152,8 @@ class BatchMixin(_Base):
                 item,
                 deadline_ms / 1000.0,
                 age_s,
-                admitted=getattr(request.connection, "hubstress_admitted", False),
+                admitted=getattr(connection, "hubstress_admitted", False),
+                unread_s=unread_s,
             )
         except Refused as refused:
             self._refuse(refused)

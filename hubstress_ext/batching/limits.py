@@ -32,6 +32,7 @@ from tornado import httputil, iostream
 from tornado.http1connection import HTTP1Connection, HTTP1ServerConnection
 from tornado.httpserver import HTTPServer, _HTTPRequestContext
 
+from hubstress_ext.batching.arrival import StampedStream, stamp_receives
 from hubstress_ext.batching.batcher import finite_number
 
 TORNADO_HEADER_BUFFER = 2 << 20  # beyond this Tornado closes the stream itself: no answer possible
@@ -69,6 +70,7 @@ class _Refused(Exception):
 
 class _LimitedConnection(HTTP1Connection):
     limits: HttpLimits
+    stamped: StampedStream | None  # the stream's kernel receive stamps (``arrival``)
 
     def _parse_headers(self, data: bytes) -> tuple[str, httputil.HTTPHeaders]:
         limits = self.limits
@@ -164,13 +166,14 @@ def _nodelay_stays_on(value: bool) -> None:
 
 class _LimitedServerConnection(HTTP1ServerConnection):
     limits: HttpLimits
+    stamped: StampedStream | None
 
     async def _server_request_loop(self, delegate: httputil.HTTPServerConnectionDelegate) -> None:
         # Tornado's loop, with our connection class (it names HTTP1Connection directly)
         try:
             while True:
                 conn = _LimitedConnection(self.stream, False, self.params, self.context)
-                conn.limits = self.limits
+                conn.limits, conn.stamped = self.limits, self.stamped
                 request_delegate = delegate.start_request(self, conn)
                 try:
                     ret = await conn.read_response(request_delegate)
@@ -212,8 +215,9 @@ class LimitedHTTPServer(HTTPServer):
         # response (two system calls per request), and every answer here is one write anyway
         stream.set_nodelay(True)
         stream.set_nodelay = _nodelay_stays_on  # type: ignore[method-assign]
+        stamped = stamp_receives(stream)  # so that admission sees time spent unread in the socket
         context = _HTTPRequestContext(stream, address, self.protocol, self.trusted_downstream)
         conn = _LimitedServerConnection(stream, self.conn_params, context)
-        conn.limits = self.limits
+        conn.limits, conn.stamped = self.limits, stamped
         self._connections.add(conn)
         conn.start_serving(self)

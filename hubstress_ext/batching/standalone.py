@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import httputil, routing, web
 
 from hubstress_ext.batching.admission import Refused
+from hubstress_ext.batching.arrival import waited_unread
 from hubstress_ext.batching.batcher import BatchSettings
 from hubstress_ext.batching.handlers import (
     DEADLINE_HEADER,
@@ -62,6 +63,8 @@ BATCH_PATHS = ("/hubstress/batch", "/testB")
 # dropped and retried by the clients' kernels a second later, a stall no admission rule sees.
 # The kernel caps this at net.core.somaxconn (4096 on current Linux).
 LISTEN_BACKLOG = 2048
+# an idle batcher admits without asking, unless the request already waited this long unread
+IDLE_UNREAD_S = 0.001
 
 
 class _Refusal(httputil.HTTPMessageDelegate):
@@ -83,7 +86,9 @@ class _Refusal(httputil.HTTPMessageDelegate):
 
 class _AdmittingDelegate(routing._RoutingDelegate):
     """Tornado's per-request router, deciding admission of a batch request from its headers
-    while the batcher is busy: a refusal then costs no handler, no JSON parse and no loop turn.
+    while the batcher is busy, or when the request sat unread in its socket for a while (the
+    kernel's receive stamp, ``arrival``: that time counts toward its deadline): a refusal then
+    costs no handler, no JSON parse and no loop turn.
 
     An admitted request goes on to the handler as usual and is not judged again on the time it
     then spends waiting for the event loop (only a full queue or a shutdown can still refuse
@@ -91,21 +96,26 @@ class _AdmittingDelegate(routing._RoutingDelegate):
     """
 
     def headers_received(self, start_line: Any, headers: httputil.HTTPHeaders) -> Any:
-        batcher = self.router.settings[SERVICE_KEY].batcher  # type: ignore[attr-defined]
-        if batcher.pressed and start_line.method == "POST" and start_line.path in BATCH_PATHS:
-            try:
-                deadline_ms = asked_deadline_ms(
-                    headers.get_list(DEADLINE_HEADER), batcher.settings.deadline_ms
-                )
-            except BadInput:
-                deadline_ms = None  # the handler answers 400 with the reason
-            if deadline_ms is not None:
-                arrived = time.monotonic()
-                refused = batcher.admit(deadline_ms / 1000.0)
-                if refused is not None:
-                    self.delegate = _Refusal(refused, self.request_conn, batcher, arrived)
-                    return None
-                self.request_conn.hubstress_admitted = True  # read by the handler
+        if start_line.method == "POST" and start_line.path in BATCH_PATHS:
+            conn = self.request_conn
+            batcher = self.router.settings[SERVICE_KEY].batcher  # type: ignore[attr-defined]
+            # how long the request sat unread in its socket before the server read it
+            unread_s = conn.hubstress_unread_s = waited_unread(getattr(conn, "stamped", None))
+            batcher.note_unread(unread_s)
+            if batcher.pressed or unread_s > IDLE_UNREAD_S:
+                try:
+                    deadline_ms = asked_deadline_ms(
+                        headers.get_list(DEADLINE_HEADER), batcher.settings.deadline_ms
+                    )
+                except BadInput:
+                    deadline_ms = None  # the handler answers 400 with the reason
+                if deadline_ms is not None:
+                    arrived = time.monotonic()
+                    refused = batcher.admit(deadline_ms / 1000.0, unread_s)
+                    if refused is not None:
+                        self.delegate = _Refusal(refused, conn, batcher, arrived)
+                        return None
+                    conn.hubstress_admitted = True  # read by the handler
         return super().headers_received(start_line, headers)
 
 

@@ -90,7 +90,11 @@ def test_a_burst_beyond_capacity_is_refused_at_the_headers_with_reasons():
     assert "Connection: close\r\n" in closing and closed  # asked to close: said so, and did
     assert kept.startswith("HTTP/1.1 503 ") and "Connection: Keep-Alive\r\n" in kept and not kept_closed
     assert "Retry-After: " in closing and '"reason": "queue_delay"' in closing
-    assert statuses.count(200) >= 4 and statuses.count(503) >= 100, statuses
+    # at 10 ms a batch and max_delay 15 ms, one runs and one waits: at least those two served
+    assert statuses.count(200) >= 2 and statuses.count(503) >= 100, statuses
+    # and none served waited long: requests admitted at their headers in the same turn of the
+    # loop are judged again against the queue they join (once, 73 of them queued for 731 ms)
+    assert max(a[1]["queue_ms"] for a in burst if a[0] == 200) < 100, burst
     refusal = next(a for a in burst if a[0] == 503)
     body, headers = refusal[1], refusal[2]
     assert body["error"] == "busy" and body["reason"] == "queue_delay"

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -254,3 +255,60 @@ def test_a_burst_of_new_connections_waits_in_the_accept_queue_not_in_syn_retries
             for s in socks:
                 s.close()
     assert connected == 300, f"{connected} of 300 connected while the server was stopped"
+
+
+def _send(sock, deadline_ms=None):
+    body = b'{"ts": 1}'
+    extra = f"X-Deadline-Ms: {deadline_ms}\r\n" if deadline_ms else ""
+    head = (
+        f"POST /hubstress/batch HTTP/1.1\r\nHost: x\r\n{extra}Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + body)
+
+
+def _answer(sock):
+    """(status, JSON body) of one answer on a keep-alive socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split()[1])
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return int(head.split()[1]), json.loads(rest)
+
+
+def test_time_unread_in_the_socket_counts_toward_a_request_s_age():
+    """Requests written while the server is stopped (SIGSTOP) wait unread in their sockets; the
+    kernel's receive stamps give the server their true age when it runs again: those with a
+    100 ms deadline are refused at the headers (before, they were served 300 ms late, the
+    server's clock starting at its read), those with the default deadline are served."""
+    import socket
+
+    with serve("--model", "echo-async") as (base, proc):
+        port = int(base.rsplit(":", 1)[1])
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(6)]
+        for s in socks:  # accepted and used: only the next requests will wait
+            _send(s)
+            assert _answer(s)[0] == 200
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            for i, s in enumerate(socks):
+                _send(s, 100 if i < 3 else None)
+            time.sleep(0.3)
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        answers = [_answer(s) for s in socks]
+        for s in socks:
+            s.close()
+        stats = asyncio.run(_stats(base))
+    assert [a[0] for a in answers] == [503] * 3 + [200] * 3, answers
+    assert all(a[1]["reason"] == "deadline" for a in answers[:3]), answers
+    assert all(float(a[1]["expected_ms"]) >= 250 for a in answers[:3]), answers
+    assert stats["refused_at_headers"] == 3
+
+
+async def _stats(base):
+    async with aiohttp.ClientSession() as s:
+        return await get(s, base + "/hubstress/batch/stats")

@@ -114,6 +114,41 @@ async def test_age_counts_against_the_wait_and_the_deadline():
 
 
 @asyncio_test
+async def test_time_unread_in_the_socket_counts_toward_the_deadline_only():
+    b = Batcher(Timed(base=0.001), settings(batch_size=1, max_delay_ms=100))
+    # 300 ms unread: within a 30 s deadline, so not refused for delay (it cannot be served any
+    # sooner by refusing others: the time was spent before the server read it)
+    await b.submit({}, unread_s=0.3).future
+    with pytest.raises(Refused) as info:
+        b.submit({}, deadline_s=0.2, unread_s=0.3)
+    r = info.value
+    assert r.reason == "deadline" and "300 ms of it unread in its socket" in str(r)
+    assert r.expected_ms >= 300 and r.retry_after_s == pytest.approx(0.3)
+    assert b.admit(deadline_s=0.2, unread_s=0.3).reason == "deadline"  # the same at the headers
+    assert b.serve_now({}, 0.2, unread_s=0.3) is None  # and never on the fast path
+
+
+@asyncio_test
+async def test_requests_admitted_at_their_headers_together_are_judged_again_on_the_queue():
+    """A server reads many requests' headers in one turn of its loop and admits each against the
+    queue as it is then, before any of them joins it: at submit they meet the real queue."""
+    b = Batcher(Timed(base=0.02), settings(batch_size=1, max_delay_ms=50))
+    await warm(b)
+    passed = [b.admit() for _ in range(20)]
+    assert passed == [None] * 20  # each saw an empty queue
+    accepted, refused = [], []
+    for _ in range(20):
+        try:
+            accepted.append(b.submit({}, age_s=0.5, admitted=True))  # 0.5 s in the loop since
+        except Refused as r:
+            refused.append(r)
+    # 20 ms a batch within 50 ms: the running one and two more; the loop wait itself is not
+    # held against them (else none would pass)
+    assert 2 <= len(accepted) <= 4 and {r.reason for r in refused} == {"queue_delay"}, len(accepted)
+    await asyncio.gather(*(p.future for p in accepted))
+
+
+@asyncio_test
 async def test_nothing_reaches_the_model_after_its_deadline_even_if_its_timer_is_late():
     model = Timed(base=0.05)
     b = Batcher(model, settings(batch_size=2))
