@@ -87,6 +87,7 @@ def phase(base: str, seconds: float, rate: float) -> dict:
     out["server"] = server
     out["server_cpu_pct"] = round((after["cpu_seconds"] - before["cpu_seconds"]) / wall * 100, 1)
     out["refusal_ms"] = after["refusal_ms"]
+    out["unread_ms"] = after["unread_ms"]  # the last 10,000 requests' time unread in their sockets
     out["refused_by_reason"] = {
         reason: n - before["refused_by_reason"].get(reason, 0)
         for reason, n in after["refused_by_reason"].items()
@@ -162,6 +163,10 @@ def report(r: dict) -> None:
         f"{dbl['p99_ms'] <= bound}); refused {dbl['server']['rejected']:,} "
         f"{dbl['refused_by_reason']} ({dbl['refused_at_headers']:,} at headers), "
         f"server-side refusal p99 {dbl['refusal_ms']['p99']} ms"
+    )
+    print(
+        f"        time unread in the sockets (kernel stamp to headers read), last 10,000 at 2x: "
+        f"p50 {dbl['unread_ms']['p50']} ms, p99 {dbl['unread_ms']['p99']} ms"
     )
     print(
         f"        books agree (client vs server counts): {dbl['books_agree'] and half['books_agree']}"
