@@ -40,8 +40,9 @@ class StampedStream:
             return None
         finally:
             del buf
-        for level, kind, data in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+        if ancillary:  # the one message asked for (nothing else is enabled on the socket)
+            level, kind, data = ancillary[0]
+            if kind == SO_TIMESTAMPNS and level == socket.SOL_SOCKET and len(data) >= _TIMESPEC.size:
                 seconds, nanos = _TIMESPEC.unpack_from(data)
                 self.arrived_at = seconds + nanos * 1e-9
         return nbytes
