@@ -285,12 +285,16 @@ class Batcher:
         st.served += 1
         return Result(output, batch_id, 1, 0.0, model_ms)
 
-    def admit(self, deadline_s: float | None = None, unread_s: float = 0.0) -> Refused | None:
+    def admit(
+        self, deadline_s: float | None = None, unread_s: float = 0.0, incoming: int = 0
+    ) -> Refused | None:
         """The admission decision alone (counted if it refuses), for a server that decides as
-        soon as it has read a request's headers (``unread_s``: how long it waited unread)."""
+        soon as it has read a request's headers (``unread_s``: how long it waited unread;
+        ``incoming``: requests admitted so but not submitted yet, counted as queued ahead)."""
         if deadline_s is None:
             deadline_s = self.settings.deadline_ms / 1000.0
-        return self._admit(asyncio.get_running_loop().time(), len(self._queue), 0.0, deadline_s, unread_s)
+        now = asyncio.get_running_loop().time()
+        return self._admit(now, len(self._queue) + incoming, 0.0, deadline_s, unread_s)
 
     def _admit(
         self, now: float, depth: int, age_s: float, deadline_s: float, unread_s: float = 0.0

@@ -114,6 +114,10 @@ class BatchMixin(_Base):
         service = self.service
         batcher = service.batcher
         request = self.request  # type: ignore[attr-defined]
+        connection = request.connection
+        admitted = getattr(connection, "hubstress_admitted", False)
+        if admitted:
+            service.incoming.discard(connection)  # from now on in the queue, or answered
         body = request.body
         if len(body) > service.max_body_bytes:
             self.reply(413, {"error": "too_large", "message": f"body over {service.max_body_bytes} bytes"})
@@ -140,7 +144,6 @@ class BatchMixin(_Base):
         # handler counts against the request's wait and deadline; where the server reads kernel
         # receive stamps (``hubstress serve``), the time it sat unread in its socket counts
         # toward its deadline
-        connection = request.connection
         age_s = request.request_time()
         unread_s = getattr(connection, "hubstress_unread_s", 0.0)
         try:
@@ -152,7 +155,7 @@ class BatchMixin(_Base):
                 item,
                 deadline_ms / 1000.0,
                 age_s,
-                admitted=getattr(connection, "hubstress_admitted", False),
+                admitted=admitted,
                 unread_s=unread_s,
             )
         except Refused as refused:

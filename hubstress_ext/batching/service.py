@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,10 @@ class BatchingService:
         if prometheus:
             collector().batchers.add(self.batcher)
         self.max_body_bytes = max_body_bytes
+        # requests admitted at their headers whose handler has not run yet (``hubstress serve``):
+        # not in the queue, but ahead of the next arrival all the same. Weak, so a request that
+        # never reaches its handler (its client gone) leaves by itself.
+        self.incoming: weakref.WeakSet[Any] = weakref.WeakSet()
         self._process = psutil.Process(os.getpid())
         # a model may declare ``check(item) -> str | None``: a bad item is refused with 400
         # before it is queued, so it can never fail the batch it would have joined

@@ -98,7 +98,8 @@ class _AdmittingDelegate(routing._RoutingDelegate):
     def headers_received(self, start_line: Any, headers: httputil.HTTPHeaders) -> Any:
         if start_line.method == "POST" and start_line.path in BATCH_PATHS:
             conn = self.request_conn
-            batcher = self.router.settings[SERVICE_KEY].batcher  # type: ignore[attr-defined]
+            service = self.router.settings[SERVICE_KEY]  # type: ignore[attr-defined]
+            batcher = service.batcher
             # how long the request sat unread in its socket before the server read it
             unread_s = conn.hubstress_unread_s = waited_unread(getattr(conn, "stamped", None))
             batcher.note_unread(unread_s)
@@ -111,11 +112,13 @@ class _AdmittingDelegate(routing._RoutingDelegate):
                     deadline_ms = None  # the handler answers 400 with the reason
                 if deadline_ms is not None:
                     arrived = time.monotonic()
-                    refused = batcher.admit(deadline_ms / 1000.0, unread_s)
+                    # the requests read in this same turn of the loop count as ahead of it
+                    refused = batcher.admit(deadline_ms / 1000.0, unread_s, len(service.incoming))
                     if refused is not None:
                         self.delegate = _Refusal(refused, conn, batcher, arrived)
                         return None
                     conn.hubstress_admitted = True  # read by the handler
+                    service.incoming.add(conn)
         return super().headers_received(start_line, headers)
 
 

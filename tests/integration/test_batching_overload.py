@@ -103,7 +103,11 @@ def test_a_burst_beyond_capacity_is_refused_at_the_headers_with_reasons():
     assert all(a[0] == 200 for a in light)  # back under capacity: nothing refused
     by_hand = [(int(answer.split()[1]),) for answer, _ in raw_answers]
     d = books(before, after, burst + light + by_hand)
-    assert after["refused_at_headers"] - before["refused_at_headers"] > 0  # the fast path was used
+    # the fast path: requests read in the same turn count as ahead of each other at their
+    # headers, so few are left for the handler to refuse (without it: 249-278 of 299)
+    at_headers = after["refused_at_headers"] - before["refused_at_headers"]
+    print("refused at the headers:", at_headers, "of", d["rejected"])
+    assert at_headers >= 0.9 * d["rejected"], (at_headers, d["rejected"])
     assert after["refusal_ms"]["p99"] is not None
     assert d["timed_out"] == 0
 

@@ -146,6 +146,9 @@ async def test_requests_admitted_at_their_headers_together_are_judged_again_on_t
     # held against them (else none would pass)
     assert 2 <= len(accepted) <= 4 and {r.reason for r in refused} == {"queue_delay"}, len(accepted)
     await asyncio.gather(*(p.future for p in accepted))
+    # a server that counts the requests it admitted at their headers as ahead of the next one
+    # refuses the surplus at the headers already
+    assert b.admit(incoming=0) is None and b.admit(incoming=5).reason == "queue_delay"
 
 
 @asyncio_test
