@@ -90,9 +90,10 @@ class _AdmittingDelegate(routing._RoutingDelegate):
     kernel's receive stamp, ``arrival``: that time counts toward its deadline): a refusal then
     costs no handler, no JSON parse and no loop turn.
 
-    An admitted request goes on to the handler as usual and is not judged again on the time it
-    then spends waiting for the event loop (only a full queue or a shutdown can still refuse
-    it), so every time-based refusal is answered within microseconds of reading the headers.
+    An admitted request counts as queued ahead of later arrivals (``BatchingService.incoming``)
+    until its handler submits it, a turn of the loop later; the handler judges it once more
+    against the queue it joins, but not on its wait for the loop since its headers, so nearly
+    every time-based refusal is answered within microseconds of reading the headers.
     """
 
     def headers_received(self, start_line: Any, headers: httputil.HTTPHeaders) -> Any:
