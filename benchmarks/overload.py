@@ -116,9 +116,9 @@ def phase(base: str, seconds: float, rate: float) -> dict:
     # the server may still serve some of them after it left. Every 200 the client saw is one
     # served, every 503 one refused, and nothing is counted twice or lost on either side.
     abandoned = errors.get("unfinished", 0)
-    out["served_after_client_left"] = server["served"] - out["ok"]
+    late = out["served_after_client_left"] = server["served"] - out["ok"]
     out["books_agree"] = (
-        0 <= server["served"] - out["ok"] <= abandoned
+        0 <= late <= abandoned
         and server["rejected"] == client_busy
         and server["accepted"]
         == server["served"] + server["timed_out"] + server["errors"] + server["cancelled"]
