@@ -17,12 +17,60 @@ from hubstress_ext.sandbox.hub import Sandbox
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 
+class SharedHub:
+    """One real JupyterHub (sim spawner) for many tests, checked before each of them.
+
+    A hub that went bad (its process gone, its API not answering through the proxy) fails the
+    test about to get it, with the hub's, the proxy's and the simulated server's logs and the
+    test that had it last; the next test gets a fresh hub instead of the same failure."""
+
+    def __init__(self) -> None:
+        self.sandbox: Sandbox | None = None
+        self.last_user = "(none yet)"
+
+    def _start(self) -> Sandbox:
+        # slow_spawn_timeout=1: 'slow' profile spawns (3-5 s) answer 202 and go through progress
+        self.sandbox = Sandbox("sim", sim_delay=(0.05, 0.2), slow_spawn_timeout=1).start()
+        return self.sandbox
+
+    def for_test(self, name: str) -> Sandbox:
+        if self.sandbox is None:
+            return self._note(self._start(), name)
+        problem = self.sandbox.health_problem()
+        if problem is None:
+            return self._note(self.sandbox, name)
+        logs = self.sandbox.diagnostics()
+        previous = self.last_user
+        self.sandbox.stop()
+        self.sandbox = None
+        self.last_user = "(none yet)"
+        pytest.fail(
+            f"the shared sandbox hub is unhealthy before this test: {problem}\n"
+            f"the last test that used it: {previous}\n{logs}\n"
+            "(the next test gets a fresh hub)",
+            pytrace=False,
+        )
+
+    def _note(self, sandbox: Sandbox, name: str) -> Sandbox:
+        self.last_user = name
+        return sandbox
+
+    def close(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.stop()
+
+
 @pytest.fixture(scope="session")
-def sim_hub():
-    """A real JupyterHub (sim spawner) shared by the integration tests."""
-    # slow_spawn_timeout=1: 'slow' profile spawns (3-5 s) answer 202 and go through progress
-    with Sandbox("sim", sim_delay=(0.05, 0.2), slow_spawn_timeout=1) as sandbox:
-        yield sandbox
+def shared_hub():
+    hub = SharedHub()
+    yield hub
+    hub.close()
+
+
+@pytest.fixture
+def sim_hub(shared_hub, request):
+    """A real JupyterHub (sim spawner) shared by the integration tests, healthy when handed over."""
+    return shared_hub.for_test(request.node.nodeid)
 
 
 class HubAdmin:

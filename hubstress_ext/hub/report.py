@@ -38,6 +38,12 @@ def spawn_lines(users: pd.DataFrame) -> list[str]:
     return lines
 
 
+def no_load_lines(error: str | None, status: str) -> list[str]:
+    """A run that never got to its load: nothing to account for, no limit to name."""
+    why = error or f"the run was {status} before its load began"
+    return [f"no load was sent: {why}"]
+
+
 def saved_options_line(meta: dict) -> list[str]:
     opts = meta.get("options", {})
     shown = {k: opts[k] for k in ("count", "batch_size", "workers", "profile") if opts.get(k)}
@@ -72,7 +78,12 @@ def resource_lines(summary: pd.DataFrame) -> list[str]:
 
 
 def evidence(
-    figures: HubFigures | None, users: pd.DataFrame, resources: pd.DataFrame, meta: dict[str, Any]
+    figures: HubFigures | None,
+    users: pd.DataFrame,
+    resources: pd.DataFrame,
+    meta: dict[str, Any],
+    records: pd.DataFrame | None = None,
+    sessions: pd.DataFrame | None = None,
 ) -> Evidence:
     """What the bottleneck rules look at (the sandbox's limits when the run started one)."""
     sandbox = meta.get("sandbox", {})
@@ -83,6 +94,8 @@ def evidence(
         sandbox.get("concurrent_spawn_limit"),
         sandbox.get("active_server_limit"),
         sandbox.get("cpu_count"),
+        records if records is not None else pd.DataFrame(),
+        sessions if sessions is not None else pd.DataFrame(),
     )
 
 
@@ -92,8 +105,10 @@ def account_lines(
     users: pd.DataFrame,
     resources: pd.DataFrame,
     meta: dict[str, Any],
+    sessions: pd.DataFrame | None = None,
 ) -> list[str]:
     """The hub's account, the sandbox's processes and the bottleneck line (live or saved)."""
     lines = hub_account_lines(figures, records, users, meta.get("metrics_error"))
     lines += resource_lines(resource_summary(resources))
-    return lines + ["", f"bottleneck: {bottleneck(evidence(figures, users, resources, meta))}"]
+    line = bottleneck(evidence(figures, users, resources, meta, records, sessions))
+    return lines + ["", f"bottleneck: {line}"]

@@ -102,6 +102,7 @@ class HubRun(Run):
 
     async def main(self) -> None:
         self.phase = "starting"
+        self.meta["load_sent"] = False
         self._phase_task = asyncio.current_task()
         try:
             async with self._target() as (endpoint, token):
@@ -169,6 +170,7 @@ class HubRun(Run):
         if self._stops:  # stopped while starting: nothing was created, nothing to send
             self._set_stopped_status()
             return
+        self.meta["load_sent"] = True  # from here on, the hub may have seen load from this run
         if await self._phase("load", self.load(api)):
             self.status = "degraded" if degraded(self.shards) else "finished"
             if self.scraper is not None:
@@ -343,7 +345,16 @@ class HubRun(Run):
         return resource_summary(self.resources_df)
 
     def bottleneck(self) -> str:
-        return bottleneck(report.evidence(self.hub_figures(), self.users_df, self.resources_df, self.meta))
+        return bottleneck(
+            report.evidence(
+                self.hub_figures(),
+                self.users_df,
+                self.resources_df,
+                self.meta,
+                self.df,
+                self.frames().get("sessions"),
+            )
+        )
 
     def figures(self) -> dict[str, float]:
         return {**super().figures(), **hub_run_figures(self.hub_figures(), self.resources_df)}
@@ -367,6 +378,8 @@ class HubRun(Run):
         if self.meta.get("hub_version"):
             line += f" (JupyterHub {self.meta['hub_version']})"
         lines = ["", line]
+        if self.done and not opts.dry_run and self.meta.get("load_sent") is False:
+            return "\n".join(lines + report.no_load_lines(self.error, self.status) + self.verdict_lines())
         if self.error:
             lines.append(f"error: {self.error}")
         if opts.dry_run:
@@ -390,7 +403,14 @@ class HubRun(Run):
 
     def account_lines(self) -> list[str]:
         """The hub's figures beside ours, the sandbox's processes, and the bottleneck line."""
-        return report.account_lines(self.hub_figures(), self.df, self.users_df, self.resources_df, self.meta)
+        return report.account_lines(
+            self.hub_figures(),
+            self.df,
+            self.users_df,
+            self.resources_df,
+            self.meta,
+            self.frames().get("sessions"),
+        )
 
     def report_extra(self) -> list[str]:
         """Lines a scenario adds after its table."""
@@ -415,10 +435,15 @@ class HubRun(Run):
         """The hub's account, the processes, the bottleneck and the verdict, as saved."""
         meta = saved.meta.get("meta", {})
         lines: list[str] = []
-        if cls.accounts_hub:
+        if meta.get("load_sent") is False:  # (runs saved before this was recorded sent load)
+            lines = ["", *report.no_load_lines(saved.meta.get("error"), saved.meta.get("status", ""))]
+        elif cls.accounts_hub:
             metrics = saved.frames.get("metrics", pd.DataFrame())
             resources = saved.frames.get("resources", pd.DataFrame())
-            lines = report.account_lines(hub_figures(metrics), saved.df, saved.users_df, resources, meta)
+            sessions = saved.frames.get("sessions")
+            lines = report.account_lines(
+                hub_figures(metrics), saved.df, saved.users_df, resources, meta, sessions
+            )
         return lines + list(meta.get("verdict", []))
 
 

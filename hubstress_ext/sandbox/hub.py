@@ -83,6 +83,7 @@ class Sandbox:
         self.workdir: Path | None = None
         self.hub: subprocess.Popen | None = None
         self.simserver: subprocess.Popen | None = None
+        self.sim_url: str | None = None  # the simulated servers' stand-in, when spawner == "sim"
         self._tracked: dict[int, psutil.Process] = {}
         self._abort = threading.Event()
 
@@ -141,7 +142,7 @@ class Sandbox:
         try:
             if self.spawner == "sim":
                 sim_port = free_port()
-                env["HUBSTRESS_SIM_URL"] = f"http://127.0.0.1:{sim_port}"
+                self.sim_url = env["HUBSTRESS_SIM_URL"] = f"http://127.0.0.1:{sim_port}"
                 env[SIM_SECRET] = secrets.token_hex(16)
                 if self.sim_delay is not None:
                     env["HUBSTRESS_SIM_DELAY"] = json.dumps(list(self.sim_delay))
@@ -244,12 +245,48 @@ class Sandbox:
             totals[role] = total
         return totals
 
-    def log_tail(self, lines: int = 30) -> str:
+    def log_tail(self, lines: int = 30, name: str = "jupyterhub.log", grep: str = "") -> str:
+        """The last ``lines`` of one of the sandbox's logs (only lines containing ``grep``),
+        tokens masked. The proxy writes into the hub's log (the hub starts it)."""
         try:
-            text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+            assert self.workdir is not None
+            text = (self.workdir / name).read_text(errors="replace").splitlines()
         except (OSError, AssertionError):
-            return "(no hub log)"
+            return f"(no {name})"
+        text = [line for line in text if grep in line][-lines:]
         return "\n".join(text).replace(self.token, "***").replace(self.token_without_metrics, "***")
+
+    def health_problem(self, timeout: float = 10.0) -> str | None:
+        """None when the hub answers its API through the proxy; else what is wrong, in one line.
+        For whoever shares one sandbox between many runs (the test suite): a hub that went bad
+        is named at once, with its logs, instead of failing every run after it."""
+        for name, proc in (("hub", self.hub), ("simulated server", self.simserver)):
+            if proc is not None and proc.poll() is not None:
+                return f"the sandbox's {name} process exited with {proc.returncode}"
+        if not any(p.is_running() for p in self.processes()["proxy"]):
+            return "the sandbox's proxy process is gone"
+        req = urllib.request.Request(self.api_url + "/user", headers={"Authorization": f"token {self.token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                resp.read()
+        except urllib.error.HTTPError as err:
+            return f"GET /hub/api/user through the proxy answered HTTP {err.code}"
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as err:
+            return f"GET /hub/api/user through the proxy failed: {err}"
+        return None
+
+    def diagnostics(self, lines: int = 40) -> str:
+        """The hub's and the proxy's log tails (the last requests among them) and the simulated
+        server's: what a failed health check shows."""
+        parts = [
+            f"--- hub log (last {lines} lines) ---\n{self.log_tail(lines)}",
+            f"--- proxy (last {lines} lines) ---\n{self.log_tail(lines, grep='ConfigProxy')}",
+        ]
+        if self.simserver is not None:
+            parts.append(
+                f"--- simulated server (last {lines} lines) ---\n{self.log_tail(lines, 'simserver.log')}"
+            )
+        return "\n".join(parts)
 
     def stop(self, grace: float = 15.0) -> None:
         """Stop the hub (it stops its servers and proxy), then kill anything left behind."""

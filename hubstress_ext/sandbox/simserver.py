@@ -37,6 +37,7 @@ from urllib.parse import urlencode
 from tornado import httpclient, web, websocket
 
 TOKEN_CACHE_S = 300.0  # how long a token's owner is trusted without asking the hub again
+KERNEL_NAME = "python3"  # the one kernel spec the stand-in has
 ENV_SECRET = "HUBSTRESS_SIM_SECRET"  # what the sim spawner proves itself with when registering
 
 
@@ -191,7 +192,7 @@ def _kernel_model(kernel_id: str) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
     return {
         "id": kernel_id,
-        "name": "python3",
+        "name": KERNEL_NAME,
         "last_activity": now,
         "execution_state": "idle",
         "connections": 0,
@@ -205,6 +206,14 @@ class Kernels(Base):
 
     async def post(self, user: str) -> None:
         if not await self.require(user):
+            return
+        try:
+            name = (json.loads(self.request.body or b"{}") or {}).get("name") or KERNEL_NAME
+        except (ValueError, AttributeError):
+            self.write_json({"message": "the body must be a JSON object"}, 400)
+            return
+        if name != KERNEL_NAME:  # as jupyter_server answers a kernel it has no spec for
+            self.write_json({"message": f"No such kernel named {name}"}, 500)
             return
         kernel_id = str(uuid.uuid4())
         self.state.kernels.setdefault(user, {})[kernel_id] = _kernel_model(kernel_id)
@@ -374,6 +383,20 @@ class _NotNumeric(Exception):
     pass
 
 
+class Census(web.RequestHandler):
+    """How many kernels are open, per user: for whoever watches a class from outside (the tests
+    wait for kernels, not for servers, before they interrupt one). Counts only, no names of
+    kernels or tokens; the stand-in listens on loopback."""
+
+    def initialize(self, state: State) -> None:
+        self.state = state
+
+    def get(self) -> None:
+        per_user = {user: len(kernels) for user, kernels in self.state.kernels.items() if kernels}
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"kernels": sum(per_user.values()), "users": per_user}))
+
+
 class AnyPath(web.RequestHandler):
     def _answer(self) -> None:
         self.set_header("Content-Type", "application/json")
@@ -397,6 +420,7 @@ def make_app(
             (user + r"/api/(contents|sessions|kernelspecs|status)(/.*)?", Listing, kw),
             (user + r"/oauth_callback", OAuthCallback, kw),
             (user + r"/(lab|tree)(?:/.*)?", Page, kw),
+            (r"/_sim/kernels", Census, kw),
             (r"/.*", AnyPath),
         ],
         log_function=lambda handler: None,

@@ -105,3 +105,17 @@ def test_unreachable_hub_at_start_fails_within_seconds():
     assert "cannot reach the hub API" in run.error and "connection failed" in run.error
     assert took < 3.0, f"the pre-flight took {took:.1f}s"
     assert len(run.df) == 1  # one attempt: a hub that was never reachable is not retried
+    report = run.report()  # no load went out: no bottleneck line, no account, as if load ran
+    assert "no load was sent: cannot reach the hub API" in report
+    assert "bottleneck" not in report and "kept up" not in report and "hub's own figures" not in report
+
+
+def test_a_run_that_sent_no_load_says_so_from_the_cli_and_its_saved_run(tmp_path):
+    args = ["stress-test", "-e", "http://127.0.0.1:1/hub/api", "-t", "x", "--count", "1"]
+    proc = hubstress_popen(*args, "--save", str(tmp_path), "--slo", "ready.p90<1s")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out + err
+    assert "no load was sent: cannot reach the hub API" in out and "bottleneck" not in out
+    again = hubstress_popen("report", str(next(tmp_path.iterdir())))
+    shown, err = again.communicate(timeout=60)
+    assert "no load was sent: cannot reach the hub API" in shown and "bottleneck" not in shown

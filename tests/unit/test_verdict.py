@@ -12,7 +12,7 @@ from hubstress_ext.errors import OptionError
 from hubstress_ext.http.client import Response
 from hubstress_ext.hub.causes import cause_of_answer, cause_of_message
 from hubstress_ext.results.bottleneck import Evidence, bottleneck
-from hubstress_ext.results.hub_figures import HubFigures, hub_figures, quantile
+from hubstress_ext.results.hub_figures import HubFigures, bucket_text, hub_figures, quantile_bucket
 
 
 @pytest.mark.parametrize(
@@ -74,13 +74,17 @@ def test_junit_xml_is_valid_and_counts_what_failed():
     assert broken_run.get("failures") == "1" and "hub unreachable & gone" in broken_run[0][0].text
 
 
-def test_quantiles_from_buckets_as_prometheus_estimates_them():
+def test_quantiles_from_buckets_are_the_bucket_they_fall_in_said_as_a_bound():
+    """A histogram says which bucket a percentile is in, no more: the hub's p90 is "<= 25 s",
+    never 25.0 beside a measured 16.5 as if both were measurements."""
     buckets = [(0.1, 10.0), (0.2, 50.0), (0.5, 90.0), (1.0, 100.0), (math.inf, 100.0)]
-    assert quantile(buckets, 0.5) == pytest.approx(0.2)
-    assert quantile(buckets, 0.3) == pytest.approx(0.15)  # halfway through (0.1, 0.2]
-    assert quantile(buckets, 0.9) == pytest.approx(0.5)
-    assert math.isnan(quantile([(1.0, 0.0), (math.inf, 0.0)], 0.5))
-    assert quantile([(1.0, 0.0), (math.inf, 4.0)], 0.5) == 1.0  # only +Inf: the last bound
+    assert quantile_bucket(buckets, 0.5) == (0.1, 0.2)
+    assert quantile_bucket(buckets, 0.3) == (0.1, 0.2)
+    assert quantile_bucket(buckets, 0.9) == (0.2, 0.5)
+    assert all(math.isnan(x) for x in quantile_bucket([(1.0, 0.0), (math.inf, 0.0)], 0.5))
+    assert quantile_bucket([(1.0, 0.0), (math.inf, 4.0)], 0.5) == (1.0, math.inf)
+    assert bucket_text((15.0, 25.0)) == "<= 25 s (its bucket 15-25)"
+    assert bucket_text((1.0, math.inf)) == "> 1 s (its last bucket)"
 
 
 def metrics_frame(before, after):
@@ -183,6 +187,71 @@ QUIET = resources({"hub": 20.0, "proxy": 5.0})
 )
 def test_each_bottleneck_rule(evidence, expected):
     assert expected in bottleneck(evidence)
+
+
+def spawn_records(statuses, wait_s=2.0):
+    """One user's spawn attempts, each retried ``wait_s`` after the last (as Retry-After says)."""
+    from hubstress_ext.http.records import RECORD_COLUMNS
+
+    rows, t = [], 100.0
+    for i, status in enumerate(statuses):
+        retry = i < len(statuses) - 1
+        rows.append(
+            dict(
+                zip(
+                    RECORD_COLUMNS,
+                    [
+                        "spawn",
+                        "POST",
+                        "/users/u/server",
+                        t,
+                        t + 0.01,
+                        10.0,
+                        status,
+                        None,
+                        i + 1,
+                        "u",
+                        retry,
+                        False,
+                    ],
+                    strict=True,
+                )
+            )
+        )
+        t += 0.01 + wait_s
+    return pd.DataFrame(rows, columns=RECORD_COLUMNS)
+
+
+def test_what_the_client_saw_names_the_throttle_without_the_hub_s_metrics():
+    """56 retries after 429 and no read:metrics: never "the hub kept up"."""
+    records = spawn_records([429] * 5 + [202], wait_s=2.0)
+    line = bottleneck(Evidence(None, USERS, QUIET, 3, records=records))
+    assert "5 429s from concurrent_spawn_limit=3" in line
+    assert "hubstress got 5 x 429, waited 10.0 s on Retry-After" in line
+    assert "not visible without read:metrics" in line and "kept up" not in line
+
+
+def test_failed_users_and_sessions_are_named_not_kept_up():
+    users = pd.DataFrame({"user": ["a", "b"], "reason": [None, "HTTP 503"], "cause": [None, "proxy error"]})
+    assert "1 of 2 user(s) failed, 1 by proxy error (in the proxy)" in bottleneck(
+        Evidence(HubFigures(), users, QUIET)
+    )
+    sessions = pd.DataFrame({"user": ["a"], "reason": ["kernel start failed: HTTP 500: Unhandled error"]})
+    line = bottleneck(Evidence(HubFigures(), USERS, QUIET, sessions=sessions))
+    assert "1 of 1 session(s) failed" in line and "(in the single-user server)" in line
+    sessions = pd.DataFrame({"user": ["a"], "reason": ["login failed: HTTP 404"]})
+    assert "(in the hub's login)" in bottleneck(Evidence(None, USERS, QUIET, sessions=sessions))
+    fives = spawn_records([503, 503, 200], wait_s=0.5).assign(op="activity")
+    assert "hubstress got 2 x 503" in bottleneck(Evidence(HubFigures(), USERS, QUIET, records=fives))
+
+
+def test_the_process_busy_longer_is_the_limit_and_the_other_is_named():
+    """A hub busy for its spawn burst (4 s) and a proxy busy all class long (10 s): the proxy."""
+    hub = resources({"hub": 95.0}, seconds=4)
+    proxy = resources({"proxy": 95.0}, seconds=10)
+    both = pd.concat([hub, proxy, resources({"servers": 5.0})], ignore_index=True)
+    line = bottleneck(Evidence(HubFigures(), USERS, both))
+    assert line.startswith("proxy CPU at 95 %") and "(the hub was busy too, for 4 s)" in line
 
 
 def test_a_process_short_of_a_core_is_not_the_limit_by_its_wait_alone():
