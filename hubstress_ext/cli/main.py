@@ -31,15 +31,26 @@ log = logging.getLogger("hubstress")
 TOOL_COMMANDS = ("sandbox", "serve", "report")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A bad value is one line naming the command, the option, the value and what is expected,
+    then where the help is: not a screen of usage above it."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"{self.prog}: error: {scenario_argv.one_line_error(message)}", file=sys.stderr)
+        print(f"see `{self.prog} --help`", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="hubstress",
-        description="Load-test a JupyterHub (spawn storms, activity storms) or a batching endpoint, "
-        "and record every request.",
+        description="Load-test a JupyterHub (spawn storms, activity storms, classes of students) "
+        "or a batching endpoint, and record every request. `hubstress COMMAND --help` lists a "
+        "command's options.",
     )
     parser.add_argument("--version", action="version", version=f"hubstress {__version__}")
     scenario_argv.add_global_options(parser)
-    subs = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     scenario_argv.add_scenario_parsers(subs)
 
     p = subs.add_parser("sandbox", help="run a throwaway JupyterHub in the foreground")
@@ -71,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_split_optional_path(list(sys.argv[1:] if argv is None else argv)))
     if args.command is None:
-        parser.print_help()
+        print(commands_list(parser), file=sys.stderr)
         return 2
     if args.command == "report":
         return _report(args.run_dir)
@@ -82,9 +93,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sandbox(args)
         run = registry.make_run(args.command, **scenario_argv.scenario_values(args))
     except OptionError as exc:
-        print(f"hubstress: error: {exc}", file=sys.stderr)
+        print(f"hubstress {args.command}: error: {exc}", file=sys.stderr)
+        print(f"see `hubstress {args.command} --help`", file=sys.stderr)
         return 2
     return _run(run, as_json=args.json)
+
+
+def commands_list(parser: argparse.ArgumentParser) -> str:
+    """``hubstress`` alone: what it can do, one line a command."""
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    lines = ["usage: hubstress COMMAND [options]   (`hubstress COMMAND --help` for its options)", ""]
+    for choice in subs._choices_actions:
+        lines.append(f"  {choice.dest:<22}{choice.help or ''}")
+    return "\n".join(lines)
 
 
 def _run(run: Run, as_json: bool = False) -> int:

@@ -9,6 +9,7 @@ Hub options may come before the scenario, as in the original script
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ class RaisingParser(argparse.ArgumentParser):
     """A parser for notebook front ends: errors raise OptionError instead of exiting."""
 
     def error(self, message: str):  # type: ignore[override]
-        raise OptionError(message)
+        raise OptionError(one_line_error(message))
 
 
 def _typed(opt: Opt):
@@ -48,16 +49,20 @@ def help_text(opt: Opt) -> str:
     return text.replace("%", "%%")
 
 
-def add_options(parser: argparse.ArgumentParser, options_type: type, names: set[str] | None = None) -> None:
+def add_options(
+    parser: argparse.ArgumentParser, options_type: type, names: set[str] | None = None, hidden: bool = False
+) -> None:
     """One argument per declared option. Defaults are left out of the namespace (SUPPRESS):
-    only what was given is passed on, and the options class supplies the rest."""
+    only what was given is passed on, and the options class supplies the rest. ``hidden``:
+    accepted but not listed in the help (hub options before the scenario's name)."""
     for opt in options_of(options_type):
         if names is not None and opt.name not in names:
             continue
         if opt.spec.positional:
             parser.add_argument(opt.name, type=_typed(opt), help=help_text(opt))
             continue
-        kw: dict[str, Any] = {"dest": opt.name, "default": argparse.SUPPRESS, "help": help_text(opt)}
+        shown = argparse.SUPPRESS if hidden else help_text(opt)
+        kw: dict[str, Any] = {"dest": opt.name, "default": argparse.SUPPRESS, "help": shown}
         if opt.kind is bool:
             kw["action"] = "store_true"
         else:
@@ -68,12 +73,6 @@ def add_options(parser: argparse.ArgumentParser, options_type: type, names: set[
             if opt.spec.bare is not UNSET:  # --log-to-file alone: a temp file
                 kw["nargs"], kw["const"] = "?", opt.spec.bare
         parser.add_argument(*opt.spec.flags, opt.flag, **kw)
-
-
-def _unset() -> Any:
-    from hubstress_ext.engine.spec import _UNSET
-
-    return _UNSET
 
 
 def _metavar(opt: Opt) -> str:
@@ -93,12 +92,21 @@ def hub_options_types() -> list[type]:
 
 
 def add_global_options(parser: argparse.ArgumentParser) -> None:
-    """Every hub scenario's options at the top level (each name once)."""
+    """Every hub scenario's options at the top level (each name once), as the original script
+    took them; not listed in the top-level help (each subcommand's help lists its own)."""
     seen: set[str] = set()
     for options_type in hub_options_types():
         fresh = {o.name for o in options_of(options_type)} - seen
-        add_options(parser, options_type, fresh)
+        add_options(parser, options_type, fresh, hidden=True)
         seen |= fresh
+
+
+FLAG_IN_MESSAGE = re.compile(r"^argument (\S+): (?=-)")
+
+
+def one_line_error(message: str) -> str:
+    """argparse's "argument --rate: --rate must be a number" without the doubled flag."""
+    return FLAG_IN_MESSAGE.sub("", message)
 
 
 def add_scenario_parsers(subs: argparse._SubParsersAction) -> None:

@@ -124,7 +124,8 @@ class ShardOptions(Options):
 
 @dataclass
 class SandboxOptions(Options):
-    """The throwaway JupyterHub (``--sandbox`` runs and ``hubstress sandbox``)."""
+    """The throwaway JupyterHub (``--sandbox`` runs and ``hubstress sandbox``). In a run, each
+    of these needs ``--sandbox`` (declared by ``needs``: every front end refuses them alone)."""
 
     sandbox_spawner: str = option(
         "real",
@@ -133,15 +134,24 @@ class SandboxOptions(Options):
         panel=True,
         panel_default="sim",
         label="sandbox servers",
+        needs="sandbox",
     )
     sandbox_spawn_limit: int = option(
-        100, "the sandbox hub's concurrent_spawn_limit", flag="--spawn-limit", low=0
+        100, "the sandbox hub's concurrent_spawn_limit", flag="--spawn-limit", low=0, needs="sandbox"
     )
     sandbox_active_limit: int = option(
-        0, "the sandbox hub's active_server_limit (0: none)", flag="--active-server-limit", low=0
+        0,
+        "the sandbox hub's active_server_limit (0: none)",
+        flag="--active-server-limit",
+        low=0,
+        needs="sandbox",
     )
     sim_exec_time: float = option(
-        0.05, "simulated servers: seconds a kernel takes to run a cell", low=0, unit="seconds"
+        0.05,
+        "simulated servers: seconds a kernel takes to run a cell",
+        low=0,
+        unit="seconds",
+        needs="sandbox",
     )
 
 

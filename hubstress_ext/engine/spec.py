@@ -52,6 +52,9 @@ class Spec:
     panel_default: Any = UNSET  # what the panel's form starts with, when not the default
     label: str | None = None  # the panel's label (default: the field name with spaces)
     normalize: Callable[[Any], Any] | None = None  # a value given in code -> its checked form
+    # the switch this option means nothing without (``needs="sandbox"``): given without it, the
+    # option is refused, never silently ignored while the run goes elsewhere
+    needs: str | None = None
 
 
 def option(default: Any, help: str, **spec: Any) -> Any:
@@ -171,10 +174,24 @@ def _kind(hint: Any) -> tuple[type, bool]:
 
 def check_all(options: Any) -> None:
     """The generic checks of every declared option (a class's ``validate`` does the rest)."""
-    for opt in options_of(type(options)):
+    declared = {o.name: o for o in options_of(type(options))}
+    for opt in declared.values():
         if opt.spec.normalize is not None:
             setattr(options, opt.name, opt.spec.normalize(getattr(options, opt.name)))
         opt.check(getattr(options, opt.name))
+    for opt in declared.values():
+        needed = declared.get(opt.spec.needs or "")
+        if (
+            needed is not None
+            and not getattr(options, needed.name)
+            and getattr(options, opt.name) != opt.default
+        ):
+            raise OptionError(f"{opt.flag} needs {needed.flag} (without it, the option would be ignored)")
+
+
+def needs_met(opt: Opt, values: dict[str, Any]) -> bool:
+    """Whether ``opt``'s switch (if it has one) is on in ``values`` (a form's, say)."""
+    return opt.spec.needs is None or opt.spec.needs not in values or bool(values[opt.spec.needs])
 
 
 def public(options: Any) -> dict[str, Any]:

@@ -80,6 +80,7 @@ class HttpClient:
         deadline: Deadline | None = None,
         dry_run: Responder | None = None,
         plan_printer: Callable[[str], None] = print,
+        read_through: bool = False,
         cookies: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -90,6 +91,9 @@ class HttpClient:
         self.deadline = deadline or Deadline(None)
         self._dry_run = dry_run
         self._plan_printer = plan_printer
+        # a dry run that reads (GET) the real target, so its plan is what the run would really
+        # touch (the names it would pick, the users purge would delete); it writes nothing
+        self._read_through = dry_run is not None and read_through
         self._session: aiohttp.ClientSession | None = None
         self._cookies = cookies  # keep cookies (a browser-style login), loopback included
         self.headers: dict[str, str] = {}  # sent with every request (e.g. X-XSRFToken after a login)
@@ -108,7 +112,7 @@ class HttpClient:
         return self._token
 
     async def __aenter__(self) -> HttpClient:
-        if not self.dry_run:
+        if not self.dry_run or self._read_through:
             headers = {"Accept": "application/json"}
             if self._token:
                 headers["Authorization"] = f"token {self._token}"
@@ -173,6 +177,15 @@ class HttpClient:
         group that does not exist yet).
         """
         if self._dry_run is not None:
+            if self._read_through and method == "GET":
+                response = await self._send_now(op, method, path, user, params, timeout, expect)
+                if response.status is not None:
+                    self._plan_printer(_plan_line(method, path, params, json) + "  (read from the hub)")
+                    return response
+                self._read_through = False
+                self._plan_printer(
+                    f"could not read the hub ({response.reason()}): planned as if it were empty"
+                )
             self._plan_printer(_plan_line(method, path, params, json))
             return self._dry_run(method, path, json)
 
@@ -221,6 +234,27 @@ class HttpClient:
             self.sink.add(final.record)
             return final.response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send_now(
+        self,
+        op: str,
+        method: str,
+        path: str,
+        user: str | None,
+        params: dict[str, str] | None,
+        timeout: float | None,
+        expect: tuple[int, ...],
+    ) -> Response:
+        """One attempt, recorded (a dry run's reads)."""
+        record, response = await self._send(op, method, path, user, None, params, timeout, None)
+        record.expected = response.status in expect
+        self.sink.add(record)
+        return response
+
+    def note_plan(self, line: str) -> None:
+        """A line of a dry run's plan that is not a request (what the run would leave alone)."""
+        if self.dry_run:
+            self._plan_printer(line)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -30,10 +30,18 @@ async def next_free_index(api: HubAPI, prefix: str) -> int:
     from picking the name of a look-alike user someone created by hand.
     """
     pattern = _pattern(prefix)
-    existing = [u["name"] for u in await api.list_users(prefix=prefix)]
-    existing += await api.group_members()
-    taken = [int(m.group(1)) for n in existing if (m := pattern.fullmatch(n))]
+    users = [u["name"] for u in await api.list_users(prefix=prefix)]
+    members = await api.group_members()
+    note_look_alikes(api, users, members, prefix)
+    taken = [int(m.group(1)) for n in users + members if (m := pattern.fullmatch(n))]
     return max(taken, default=-1) + 1
+
+
+def note_look_alikes(api: HubAPI, users: list[str], members: list[str], prefix: str) -> None:
+    """A dry run's plan names the users with our prefix that are not ours (no marker)."""
+    marked = set(members)
+    for name in sorted(n for n in users if n.startswith(prefix) and n not in marked):
+        api.client.note_plan(f"left alone (not created by hubstress): {name}")
 
 
 def name_stream(prefix: str, start: int) -> Iterator[str]:

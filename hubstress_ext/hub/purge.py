@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hubstress_ext.engine.options import PurgeOptions
 from hubstress_ext.hub.api import HubAPI
-from hubstress_ext.hub.names import ours
+from hubstress_ext.hub.names import note_look_alikes, ours
 from hubstress_ext.hub.run import HubRun
 from hubstress_ext.hub.teardown import delete_users, stop_servers
 
@@ -29,10 +29,16 @@ class PurgeRun(HubRun):
 
     async def load(self, api: HubAPI) -> None:
         opts = self.options
-        members = set(ours(await api.group_members(), opts.prefix))
+        group = await api.group_members()
+        members = set(ours(group, opts.prefix))
         if not members:
+            if api.client.dry_run:
+                note_look_alikes(
+                    api, [u["name"] for u in await api.list_users(prefix=opts.prefix)], group, opts.prefix
+                )
             return
         models = {u["name"]: u for u in await api.list_users(prefix=opts.prefix)}
+        note_look_alikes(api, list(models), group, opts.prefix)
         self.found = sorted(n for n in members if n in models or api.client.dry_run)
         running = [n for n in self.found if models.get(n, {}).get("servers")]
         if running:

@@ -126,6 +126,7 @@ class HubRun(Run):
             deadline=Deadline(opts.timeout),
             dry_run=self.dry_run_responder() if opts.dry_run else None,
             plan_printer=self.print_plan,
+            read_through=bool(opts.token),  # a dry run against a hub reads it (never writes)
         )
         self.meta["endpoint"] = endpoint
         self._client = client

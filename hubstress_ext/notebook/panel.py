@@ -17,7 +17,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from hubstress_ext.engine import registry
-from hubstress_ext.engine.spec import Opt, options_of
+from hubstress_ext.engine.spec import Opt, needs_met, options_of
 from hubstress_ext.errors import OptionError
 from hubstress_ext.notebook.live import LiveView
 
@@ -145,7 +145,11 @@ class Panel:
                     continue  # blank: the option's default (or its environment variable)
                 value = opt.parse(value) if opt.kind is not str or opt.spec.parse else value.strip()
             out[opt.name] = value
-        return out
+        # a field that needs a switch that is off (sandbox servers without the sandbox) is not sent
+        return {k: v for k, v in out.items() if needs_met(self._opt(k), out)}
+
+    def _opt(self, name: str) -> Opt:
+        return next(o for o in self._opts() if o.name == name)
 
     def start(self) -> Any:
         """Validate the form and start the run; problems show under the form."""

@@ -148,3 +148,30 @@ def test_expected_answers_are_not_errors(sim_hub, clean_hub):
     purge = PurgeRun(opts(PurgeOptions, sim_hub)).execute()
     assert purge.exit_code == 0
     assert int(purge.summary()["errors"].sum()) == 0
+
+
+def test_dry_runs_list_only_what_they_would_touch(sim_hub, look_alikes, capsys):
+    """A dry run reads the hub (never writes): look-alikes are "left alone", never DELETEd;
+    purge --dry-run lists every user it would delete."""
+    hub = look_alikes
+    kept = StressTestRun(opts(StressOptions, sim_hub, count=2, batch_size=2, keep=True)).execute()
+    assert kept.exit_code == 0, kept.error
+    before = (hub.users(), hub.active(), set(hub.group()))
+    capsys.readouterr()
+    storm = StressTestRun(opts(StressOptions, sim_hub, count=2, batch_size=2, dry_run=True)).execute()
+    plan = capsys.readouterr().out
+    assert storm.exit_code == 0, storm.error
+    for name in LOOK_ALIKES:
+        assert f"left alone (not created by hubstress): {name}" in plan
+        assert f"/users/{name}" not in plan, plan
+    assert "(read from the hub)" in plan
+    purge = PurgeRun(opts(PurgeOptions, sim_hub, dry_run=True)).execute()
+    plan = capsys.readouterr().out
+    assert purge.exit_code == 0, purge.error
+    for name in kept.created:
+        assert f"DRY-RUN DELETE /users/{name}\n" in plan, plan
+    assert all(f"left alone (not created by hubstress): {n}" in plan for n in LOOK_ALIKES)
+    assert not any(f"/users/{n}" in plan for n in LOOK_ALIKES)
+    assert (hub.users(), hub.active(), set(hub.group())) == before  # nothing was touched
+    assert_untouched(hub)
+    PurgeRun(opts(PurgeOptions, sim_hub)).execute()

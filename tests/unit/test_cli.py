@@ -48,7 +48,81 @@ def test_validation_is_one_clear_line(argv, message, capsys, monkeypatch):
     monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+    assert len(err) == 2 and message in err[0] and "Traceback" not in err[0]
+    assert (
+        err[0].startswith(f"hubstress {argv[0]}: error: ") and err[1] == f"see `hubstress {argv[0]} --help`"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["bench", "http://127.0.0.1:1/x", "--rate", "abc"],
+            "hubstress bench: error: --rate must be a number",
+        ),
+        (
+            ["stress-test", "--count", "x"],
+            "hubstress stress-test: error: --count must be a whole number (got 'x')",
+        ),
+        (["session-test", "--session", "soon"], "hubstress session-test: error: --session"),
+    ],
+)
+def test_a_bad_value_is_one_line_and_where_the_help_is(argv, message, capsys):
+    """Not 15-24 lines of usage, not "argument --rate: --rate takes..."."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[0].startswith(message), err
+    assert "argument" not in err[0] and err[1] == f"see `hubstress {argv[0]} --help`"
+
+
+def test_no_subcommand_lists_the_commands_and_the_help_fits_a_screen(capsys):
+    assert main([]) == 2
+    listed = capsys.readouterr().err.splitlines()
+    assert any(line.split()[:1] == ["stress-test"] for line in listed) and len(listed) <= 15
+    assert all(any(line.split()[:1] == [c] for line in listed) for c in registry.names())
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert len(capsys.readouterr().out.splitlines()) <= 40
+
+
+SANDBOX_ONLY = [
+    ("sandbox_spawner", "sim", ["--sandbox-spawner", "sim"]),
+    ("sandbox_spawn_limit", 3, ["--spawn-limit", "3"]),
+    ("sandbox_active_limit", 5, ["--active-server-limit", "5"]),
+    ("sim_exec_time", 0.5, ["--sim-exec-time", "0.5"]),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "flags"), SANDBOX_ONLY)
+def test_a_sandbox_option_without_sandbox_is_refused_by_every_front_end(name, value, flags, capsys, tmp_path):
+    """Never ignored while the run goes to the hub in the environment."""
+    from hubstress_ext.engine.scenario_file import run_from_file
+    from hubstress_ext.errors import OptionError
+    from hubstress_ext.notebook.magics import cell_values
+    from hubstress_ext.notebook.panel import Panel
+
+    hub = ["-e", "http://127.0.0.1:9/hub/api", "-t", "x"]
+    flag = flags[0]
+    expected = f"{flag} needs --sandbox"
+    assert main(["stress-test", *hub, *flags]) == 2  # the CLI
+    assert expected in capsys.readouterr().err
+    with pytest.raises(OptionError, match=expected):  # code (and the line magic, which builds the same)
+        registry.make_run("stress-test", endpoint="http://127.0.0.1:9", token="x", **{name: value})
+    with pytest.raises(OptionError, match=expected):  # the cell magic
+        _, values, _ = cell_values("stress-test -e http://127.0.0.1:9 -t x", f"{name} = {flags[1]}")
+        registry.make_run("stress-test", **values)
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(f'scenario = "stress-test"\nendpoint = "http://127.0.0.1:9"\n{name} = {value!r}\n')
+    with pytest.raises(OptionError, match=expected):  # a scenario file
+        run_from_file(scenario, token="x")
+    # all four are fine with the sandbox
+    registry.make_run("stress-test", sandbox=True, **{name: value})
+    if name == "sandbox_spawner":  # the panel's one sandbox field: not sent when the sandbox is off
+        form = Panel(sandbox=False, endpoint="http://127.0.0.1:9", token="x")
+        assert "sandbox_spawner" not in form.values()
 
 
 def test_dry_run_prints_the_plan(capsys, monkeypatch):
