@@ -85,6 +85,9 @@ class HubRun(Run):
 
     # -- what a scenario implements --------------------------------------------------------
 
+    async def preflight(self, api: HubAPI) -> None:
+        """Checks that fail the run before it sends any load (a scope, a kernel it needs)."""
+
     async def load(self, api: HubAPI) -> None:
         raise NotImplementedError
 
@@ -171,6 +174,7 @@ class HubRun(Run):
         if self._stops:  # stopped while starting: nothing was created, nothing to send
             self._set_stopped_status()
             return
+        await self.preflight(api)
         self.meta["load_sent"] = True  # from here on, the hub may have seen load from this run
         if await self._phase("load", self.load(api)):
             self.status = "degraded" if degraded(self.shards) else "finished"

@@ -197,6 +197,25 @@ class SessionRun(UserScenario):
 
     # -- the class -----------------------------------------------------------------------------
 
+    async def preflight(self, api: HubAPI) -> None:
+        opts = self.options
+        if opts.login == "token" and api.scopes and not any(s.split("!")[0] == "tokens" for s in api.scopes):
+            raise HubError(
+                "--login token makes a token for each student: the admin token needs the tokens scope "
+                "(or use --login form on a hub with a login form)"
+            )
+        if opts.sandbox and opts.sandbox_spawner == "real" and not opts.dry_run:
+            # the sandbox's real servers run here: their kernels are this environment's
+            from jupyter_client.kernelspec import KernelSpecManager
+
+            specs = KernelSpecManager().find_kernel_specs()
+            if opts.kernel_name not in specs:
+                found = ", ".join(sorted(specs)) or "none"
+                raise HubError(
+                    f"--kernel-name {opts.kernel_name}: the sandbox's real servers have no such kernel "
+                    f"here (found: {found}); `pip install ipykernel` installs python3"
+                )
+
     async def load(self, api: HubAPI) -> None:
         opts = self.options
         if api.client.dry_run:
@@ -204,11 +223,6 @@ class SessionRun(UserScenario):
             for student in self.plan:
                 self.print_plan(student.describe())
         self.meta["plan"] = opts.describe_plan()
-        if opts.login == "token" and api.scopes and not any(s.split("!")[0] == "tokens" for s in api.scopes):
-            raise HubError(
-                "--login token makes a token for each student: the admin token needs the tokens scope "
-                "(or use --login form on a hub with a login form)"
-            )
         names = await self.create_users(api)
         if api.client.dry_run:
             self.print_plan(

@@ -15,7 +15,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import aiohttp
 
@@ -103,10 +103,27 @@ class UserServer:
         )
         if resp.status != 302:
             raise SessionStepError(f"login failed: {resp.reason() if not resp.ok else 'credentials refused'}")
-        resp = await self.client.request("oauth", "GET", self.base + "lab", user=self.name)
-        xsrf = self.client.cookie("_xsrf", f"/user/{quote(self.name, safe='')}/")
-        if not resp.ok or xsrf is None:
-            raise SessionStepError(f"login failed: {resp.reason() if not resp.ok else 'no server cookie'}")
+        # where the hub sends a browser next (its home, or the running server), followed as a
+        # browser does: through the server's OAuth to whatever page the server opens by default
+        # (JupyterLab's /lab, the classic /tree, or a plain jupyter_server's own)
+        after = urljoin(login, resp.headers.get("Location") or "/hub/")
+        # a server without that page answers 404 at the end: an answer, not an error, here
+        resp = await self.client.request("oauth", "GET", after, user=self.name, expect=(404,))
+        if resp.status is None or resp.status >= 500:
+            raise SessionStepError(f"login failed: {resp.reason()}")
+        path = f"/user/{quote(self.name, safe='')}/"
+        if self.client.cookie(f"jupyterhub-user-{quote(self.name, safe='')}", path) is None:
+            # the default page was not one that asks for a login (a plain jupyter_server's /tree
+            # is a 404 that never gets there): any authenticated page sends a browser through
+            # the server's OAuth, and every jupyter_server has files/
+            resp = await self.client.request(
+                "oauth", "GET", self.base + "files/", user=self.name, expect=(403, 404)
+            )
+        xsrf = self.client.cookie("_xsrf", path)
+        signed_in = self.client.cookie(f"jupyterhub-user-{quote(self.name, safe='')}", path)
+        if xsrf is None or signed_in is None:
+            why = resp.reason() if resp.status is None or resp.status >= 500 else "no server cookie"
+            raise SessionStepError(f"login failed: {why} after {after}")
         self.client.headers["X-XSRFToken"] = xsrf
 
     # -- kernels -----------------------------------------------------------------------------

@@ -65,6 +65,7 @@ class Sandbox:
         slow_spawn_timeout: float = 10.0,
         port: int | None = None,
         log_level: str = "INFO",
+        default_url: str | None = None,
     ) -> None:
         if spawner not in ("real", "sim"):
             raise ValueError(f"spawner must be 'real' or 'sim' (got {spawner!r})")
@@ -77,6 +78,7 @@ class Sandbox:
         self.slow_spawn_timeout = slow_spawn_timeout
         self.port = port or free_port()
         self.log_level = log_level
+        self.default_url = default_url  # the page a real server opens (e.g. /tree); its own default
         self.token = secrets.token_hex(32)
         # a second admin token with every scope the tool uses except read:metrics
         self.token_without_metrics = secrets.token_hex(32)
@@ -137,6 +139,8 @@ class Sandbox:
             HUBSTRESS_SANDBOX_LOG_LEVEL=self.log_level,
             HUBSTRESS_SANDBOX_SLOW_SPAWN=str(self.slow_spawn_timeout),
         )
+        if self.default_url:
+            env["HUBSTRESS_SANDBOX_DEFAULT_URL"] = self.default_url
         for leaked in ("JUPYTERHUB_API_TOKEN", "JUPYTERHUB_ENDPOINT", "JUPYTERHUB_API_URL"):
             env.pop(leaked, None)
         try:

@@ -87,3 +87,5 @@ else:
         c.Spawner.cmd = [str(singleuser)]
     c.Spawner.args = ["--allow-root"] if os.geteuid() == 0 else []
     c.Spawner.env_keep = ["PATH", "PYTHONPATH", "LANG", "LC_ALL", "VIRTUAL_ENV"]
+    if env.get("HUBSTRESS_SANDBOX_DEFAULT_URL"):
+        c.Spawner.default_url = env["HUBSTRESS_SANDBOX_DEFAULT_URL"]

@@ -157,6 +157,13 @@ class Page(Base):
         self.finish("<html><body>simulated JupyterLab</body></html>")
 
 
+class Root(web.RequestHandler):
+    """``/user/<name>/``: a server sends a browser on to the page it opens by default."""
+
+    def get(self, user: str) -> None:
+        self.redirect(f"/user/{user}/lab")
+
+
 class OAuthCallback(Base):
     async def get(self, user: str) -> None:
         server = self.state.servers.get(user)
@@ -420,6 +427,7 @@ def make_app(
             (user + r"/api/(contents|sessions|kernelspecs|status)(/.*)?", Listing, kw),
             (user + r"/oauth_callback", OAuthCallback, kw),
             (user + r"/(lab|tree)(?:/.*)?", Page, kw),
+            (user + r"/?", Root),
             (r"/_sim/kernels", Census, kw),
             (r"/.*", AnyPath),
         ],

@@ -189,3 +189,30 @@ def test_a_token_without_the_tokens_scope_fails_before_creating_anyone(sim_hub, 
     run = make_run("session-test", endpoint=sim_hub.api_url, token=sim_hub.token, count=3).execute()
     assert run.status == "failed" and "needs the tokens scope" in run.error
     assert not clean_hub.group() and not {n for n in clean_hub.users() if n.startswith("hubstress-")}
+
+
+def test_form_login_follows_the_hub_to_a_server_without_jupyterlab(tmp_path):
+    """A plain jupyter_server whose default page is /tree (nothing serves it: a 404): the login
+    follows the hub's own redirects and signs in through the server's OAuth all the same."""
+    with Sandbox("real", default_url="/tree") as hub:
+        proc, saved = session_cli(
+            hub,
+            tmp_path,
+            *["--count", "1", "--arrival", "burst", "--session", "3", "--think", "1"],
+            *["--login", "form", "--expect-output", "2"],
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    oauth = saved.df[saved.df["op"] == "oauth"]
+    assert oauth["path"].str.endswith("/user/hubstress-0/").any()  # where the hub sent the browser
+    assert not oauth["path"].str.endswith("/lab").any()
+    assert (saved.df[saved.df["op"] == "execute"]["error"].isna()).all()
+
+
+def test_a_missing_kernel_fails_the_pre_flight_with_what_to_install():
+    run = make_run(
+        "session-test", sandbox=True, sandbox_spawner="real", count=1, kernel_name="no-such-kernel"
+    ).execute()
+    assert run.status == "failed" and run.exit_code == 1
+    assert "--kernel-name no-such-kernel: the sandbox's real servers have no such kernel" in run.error
+    assert "pip install ipykernel" in run.error and "python3" in run.error
+    assert "no load was sent" in run.report() and not (run.df["op"] == "create").any()
