@@ -162,3 +162,26 @@ def test_each_subcommand_lists_only_its_own_options(capsys):
 def test_an_option_before_a_scenario_that_lacks_it_is_refused(capsys):
     assert main(["--ramp", "5", "purge", "--sandbox"]) == 2
     assert "--ramp is not an option of purge" in capsys.readouterr().err
+
+
+def test_without_a_terminal_progress_is_a_plain_line_every_few_seconds(capsys):
+    """CI logs and `make demo | tee`: no bars, and never a minute of silence."""
+    import time
+    import types
+
+    from hubstress_ext.cli.output import plain_progress_lines, progress_line
+    from hubstress_ext.engine.progress import Progress
+
+    run = types.SimpleNamespace(scenario="stress-test", progress=Progress(), phase="starting")
+    assert progress_line(run, 3.2) == "hubstress stress-test, 3 s: starting"
+    run.progress.begin("create", 20)
+    for _ in range(20):
+        run.progress.advance("create")
+    run.progress.begin("ready", 20)
+    for i in range(12):
+        run.progress.advance("ready", failed=i == 0)
+    assert progress_line(run, 15) == "hubstress stress-test, 15 s: create 20/20, ready 12/20 (1 failed)"
+    with plain_progress_lines(run, every=0.05):
+        time.sleep(0.3)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) >= 3 and all(line.startswith("hubstress stress-test, ") for line in lines)
