@@ -20,7 +20,7 @@ PLAIN_EVERY_S = 5.0  # a CI log or a pipe gets one plain progress line this ofte
 
 
 def progress_line(run: Run, elapsed: float) -> str:
-    """"hubstress stress-test, 15 s: create 20/20, ready 12/20 (1 failed)": one plain line."""
+    """ "hubstress stress-test, 15 s: create 20/20, ready 12/20 (1 failed)": one plain line."""
     phases = ", ".join(
         f"{p.name} {p.done}/{p.total}" if p.total else f"{p.name} {p.done}"
         for p in list(run.progress.phases.values())
