@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,8 +138,13 @@ def open_cluster(value: str | ClientRef) -> Cluster:
     if target.kind == "local":
         import dask
 
+        # the workers' scratch space is the run's own, removed with the cluster (Dask's default
+        # is a dask-scratch-space folder left in the machine's temp directory)
+        scratch = tempfile.TemporaryDirectory(prefix="hubstress-dask-")
+        closers.append(scratch.cleanup)
         with dask.config.set(LOCAL_WORKER_CONFIG):
             cluster = distributed.LocalCluster(
+                local_directory=scratch.name,
                 n_workers=target.workers,
                 threads_per_worker=1,  # one shard per worker process, nothing else beside it
                 processes=True,
@@ -149,7 +155,7 @@ def open_cluster(value: str | ClientRef) -> Cluster:
             )
         closers.append(cluster.close)
         client = distributed.Client(cluster)
-        closers.insert(1, client.close)
+        closers.append(client.close)  # closed first (in reverse): client, cluster, scratch
         description = f"local cluster of {target.workers} worker processes"
     elif target.kind == "address":
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hubstress_ext.results.summary import SUMMARY_COLUMNS, latency_stats, summarize, summary_row
+from hubstress_ext.results.summary import latency_stats, summarize, summary_frame, summary_row
 
 
 def phase_table(
@@ -44,7 +44,7 @@ def phase_table(
         )
     if "delete" in by_op.index:
         rows["delete"] = by_op.loc["delete"].to_dict()
-    return pd.DataFrame.from_dict(rows, orient="index", columns=SUMMARY_COLUMNS).rename_axis("phase")
+    return summary_frame(rows, "phase")
 
 
 def failures_by_reason(users: pd.DataFrame) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from hubstress_ext.results.phases import phase_table
-from hubstress_ext.results.summary import SUMMARY_COLUMNS, summarize
+from hubstress_ext.results.summary import SUMMARY_COLUMNS, summarize, typed_summary
 
 # the session's steps in the order a student goes through them (the report's rows)
 SESSION_STEPS = ("token", "login", "oauth", "kernel_start", "ws_connect", "execute", "poll", "kernel_stop")
@@ -64,7 +64,7 @@ def step_table(records: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
     rows += [servers.loc[[p]] for p in ("stop", "delete") if p in servers.index]
     if not rows:
         return pd.DataFrame(columns=SUMMARY_COLUMNS).rename_axis("step")
-    return pd.concat(rows).rename_axis("step")
+    return typed_summary(pd.concat(rows).rename_axis("step"))
 
 
 def failures_by_reason(sessions: pd.DataFrame) -> pd.DataFrame:

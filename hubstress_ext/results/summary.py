@@ -51,6 +51,25 @@ def summary_row(
     return row
 
 
+COUNT_COLUMNS = ("count", "errors", "retries")
+# latencies come from a monotonic clock read to the nanosecond, but an HTTP request's time means
+# nothing below a microsecond; wall time from epoch stamps (microseconds)
+ROUNDING = {"p50_ms": 3, "p90_ms": 3, "p99_ms": 3, "max_ms": 3, "wall_s": 6, "per_s": 3}
+
+
+def summary_frame(rows: dict, index_name: str) -> pd.DataFrame:
+    """A summary table: counts as integers, times rounded to what the clock resolves."""
+    df = pd.DataFrame.from_dict(rows, orient="index", columns=SUMMARY_COLUMNS).rename_axis(index_name)
+    return typed_summary(df)
+
+
+def typed_summary(df: pd.DataFrame) -> pd.DataFrame:
+    counts = [c for c in COUNT_COLUMNS if c in df]
+    if not df.empty:
+        df[counts] = df[counts].fillna(0).astype(int)
+    return df.round({k: v for k, v in ROUNDING.items() if k in df})
+
+
 def summarize(records: pd.DataFrame, by: str = "op") -> pd.DataFrame:
     """One row per operation over *final* attempts; retried attempts are counted, not timed.
 
@@ -74,7 +93,7 @@ def summarize(records: pd.DataFrame, by: str = "op") -> pd.DataFrame:
             start=float(group["start"].min()),
             end=float(group["end"].max()),
         )
-    return pd.DataFrame.from_dict(rows, orient="index", columns=SUMMARY_COLUMNS).rename_axis(by)
+    return summary_frame(rows, by)
 
 
 def format_table(df: pd.DataFrame) -> str:

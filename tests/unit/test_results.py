@@ -6,6 +6,7 @@ from hubstress_ext import load_run
 from hubstress_ext.engine.options import StressOptions
 from hubstress_ext.http.records import Record
 from hubstress_ext.hub.stress import StressTestRun
+from hubstress_ext.results.lifecycle import LIFECYCLE_COLUMNS
 from hubstress_ext.results.summary import summarize
 
 
@@ -73,3 +74,20 @@ def test_load_run_rejects_a_non_run_directory(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="not a saved hubstress run"):
         load_run(tmp_path)
+
+
+def test_summary_counts_are_integers_and_times_what_the_clock_resolves():
+    from hubstress_ext.http.records import RECORD_COLUMNS
+    from hubstress_ext.results.phases import phase_table
+
+    rows = [
+        ["spawn", "POST", "/users/u/server", 1.0, 1.5, 500.123456789, 429, None, 1, "u", True, False],
+        ["spawn", "POST", "/users/u/server", 3.0, 3.25, 250.987654321, 201, None, 2, "u", False, False],
+    ]
+    records = pd.DataFrame(rows, columns=RECORD_COLUMNS)
+    users = pd.DataFrame({"user": ["u"], "spawn_requested": [1.0], "ready": [3.5], "stop_requested": [None]})
+    for table in (summarize(records), phase_table(records, users.reindex(columns=LIFECYCLE_COLUMNS))):
+        for column in ("count", "errors", "retries"):
+            assert pd.api.types.is_integer_dtype(table[column]), (column, table.dtypes)
+    spawn = summarize(records).loc["spawn"]
+    assert spawn["retries"] == 1 and spawn["p50_ms"] == 250.988  # a microsecond, no finer
