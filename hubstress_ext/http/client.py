@@ -80,7 +80,7 @@ class HttpClient:
         deadline: Deadline | None = None,
         dry_run: Responder | None = None,
         plan_printer: Callable[[str], None] = print,
-        read_through: bool = False,
+        read_through: Callable[[str, str], bool] | None = None,
         cookies: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -91,9 +91,10 @@ class HttpClient:
         self.deadline = deadline or Deadline(None)
         self._dry_run = dry_run
         self._plan_printer = plan_printer
-        # a dry run that reads (GET) the real target, so its plan is what the run would really
-        # touch (the names it would pick, the users purge would delete); it writes nothing
-        self._read_through = dry_run is not None and read_through
+        # a dry run that reads the real target where ``read_through(method, path)`` says, so its
+        # plan is what the run would really touch (the names it would pick, the users purge
+        # would delete); it writes nothing
+        self._read_through = read_through if dry_run is not None else None
         self._session: aiohttp.ClientSession | None = None
         self._cookies = cookies  # keep cookies (a browser-style login), loopback included
         self.headers: dict[str, str] = {}  # sent with every request (e.g. X-XSRFToken after a login)
@@ -112,7 +113,7 @@ class HttpClient:
         return self._token
 
     async def __aenter__(self) -> HttpClient:
-        if not self.dry_run or self._read_through:
+        if not self.dry_run or self._read_through is not None:
             headers = {"Accept": "application/json"}
             if self._token:
                 headers["Authorization"] = f"token {self._token}"
@@ -177,12 +178,12 @@ class HttpClient:
         group that does not exist yet).
         """
         if self._dry_run is not None:
-            if self._read_through and method == "GET":
+            if self._read_through is not None and self._read_through(method, path):
                 response = await self._send_now(op, method, path, user, params, timeout, expect)
                 if response.status is not None:
                     self._plan_printer(_plan_line(method, path, params, json) + "  (read from the hub)")
                     return response
-                self._read_through = False
+                self._read_through = None
                 self._plan_printer(
                     f"could not read the hub ({response.reason()}): planned as if it were empty"
                 )

@@ -1,4 +1,5 @@
-"""Dry-run responder: plausible hub answers so a scenario walks its whole plan offline."""
+"""A dry run's hub: the real one read where that decides what the run would touch (its users
+with the prefix, the marker group), plausible answers for everything else (nothing written)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import json
 from typing import Any
 
 from hubstress_ext.http.client import Response
+
+
+def plan_reads(method: str, path: str) -> bool:
+    """The reads a dry run sends to the real hub: the user list and the marker group."""
+    return method == "GET" and (path == "/users" or path.startswith("/groups/"))
 
 
 def plan_responder(method: str, path: str, body: Any) -> Response:

@@ -35,6 +35,7 @@ from hubstress_ext.hub import report
 from hubstress_ext.hub.api import MARKER_GROUP, HubAPI
 from hubstress_ext.hub.health import HubWatch
 from hubstress_ext.hub.metrics import METRICS_COLUMNS, MetricsScraper
+from hubstress_ext.hub.plan import plan_reads, plan_responder
 from hubstress_ext.results.bottleneck import bottleneck
 from hubstress_ext.results.hub_figures import HubFigures, comparison_table, hub_figures
 from hubstress_ext.results.lifecycle import LifecycleTable
@@ -129,7 +130,7 @@ class HubRun(Run):
             deadline=Deadline(opts.timeout),
             dry_run=self.dry_run_responder() if opts.dry_run else None,
             plan_printer=self.print_plan,
-            read_through=bool(opts.token),  # a dry run against a hub reads it (never writes)
+            read_through=plan_reads if opts.token else None,  # a dry run reads the hub, never writes
         )
         self.meta["endpoint"] = endpoint
         self._client = client
@@ -297,8 +298,6 @@ class HubRun(Run):
         print(f"DRY-RUN {line}", flush=True)
 
     def dry_run_responder(self):
-        from hubstress_ext.hub.plan import plan_responder
-
         return plan_responder
 
     # -- results ----------------------------------------------------------------------------
