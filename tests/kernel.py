@@ -8,13 +8,18 @@ import nbformat
 from nbclient import NotebookClient
 
 
-def execute(cells: list[str], timeout: int = 300, cwd: str | None = None) -> list[dict]:
-    """Execute ``cells`` in a fresh python3 kernel (errors allowed); returns each cell's outputs."""
+def execute(
+    cells: list[str], timeout: int = 300, cwd: str | None = None, save: str | None = None
+) -> list[dict]:
+    """Execute ``cells`` in a fresh python3 kernel (errors allowed); returns each cell's outputs.
+    ``save``: also write the executed notebook there, as JupyterLab saves one."""
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     resources = {"metadata": {"path": cwd}} if cwd else {}
     NotebookClient(
         nb, timeout=timeout, kernel_name="python3", allow_errors=True, resources=resources
     ).execute()
+    if save is not None:
+        nbformat.write(nb, save)
     return [cell.outputs for cell in nb.cells]
 
 

@@ -8,10 +8,12 @@ status line and bars.
 
 from __future__ import annotations
 
+import base64
 import weakref
 from typing import Any
 
-from hubstress_ext.results.html import run_html, saved_run_html
+from hubstress_ext.results import charts
+from hubstress_ext.results.html import run_html, saved_run_html, status_line
 
 _live: weakref.WeakKeyDictionary[Any, tuple[Any, int | None]] = weakref.WeakKeyDictionary()
 
@@ -30,11 +32,36 @@ def live_view_of(run: Any, view: Any) -> None:
     _live[run] = (view, _execution_count())
 
 
+# runs whose finished table and chart this cell already shows as static outputs
+_static: weakref.WeakKeyDictionary[Any, int | None] = weakref.WeakKeyDictionary()
+
+
 def _run_html(run: Any) -> str:
+    if run in _static and _static[run] == _execution_count():
+        return f"<p>{status_line(run)} (its table, report and chart are above)</p>"
     entry = _live.get(run)
     if entry is not None and entry[1] == _execution_count():
         entry[0].collapse()  # this cell shows the run itself: no second table and chart
     return run_html(run)
+
+
+def show_static(run: Any, view: Any) -> None:
+    """The finished run as outputs a saved notebook keeps: its table and report as HTML, its
+    chart as a PNG. A widget's state is not saved with the notebook, so opened where no kernel
+    runs (GitHub, nbviewer, JupyterLab without a kernel) the live view alone shows nothing."""
+    from IPython.display import display
+
+    view.collapse()  # the live view keeps its status line and bars; the rest is below it
+    display({"text/html": run_html(run, chart=False), "text/plain": run.report()}, raw=True)
+    try:
+        png = charts.png_of(run)
+    except Exception:  # a chart is a bonus: the table and report are shown already
+        png = None
+    if png:
+        display(
+            {"image/png": base64.b64encode(png).decode(), "text/plain": f"<{run.scenario} chart>"}, raw=True
+        )
+    _static[run] = _execution_count()
 
 
 def register(shell: Any) -> None:

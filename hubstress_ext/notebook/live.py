@@ -20,7 +20,7 @@ import ipywidgets as widgets
 from hubstress_ext.engine import registry
 from hubstress_ext.engine.logs import setup_logging
 from hubstress_ext.results import charts
-from hubstress_ext.results.html import status_line, summary_html
+from hubstress_ext.results.html import details_html, status_line, summary_html
 
 BAR_EVERY_S = 0.25
 CHART_EVERY_S = 1.0
@@ -130,7 +130,7 @@ class LiveView:
         self.status.value = status_line(run)
         self.waiting.value = ""
         if not self._collapsed:
-            self.table.value = summary_html(run)
+            self.table.value = summary_html(run) + details_html(run)
 
 
 _renderer: concurrent.futures.ProcessPoolExecutor | None = None

@@ -181,7 +181,7 @@ def follow(run: Any, background: bool = False) -> Any:
     Interrupting the kernel (the stop button, or Ctrl-C in a terminal) once stops the run and
     lets it clean up; twice leaves at once (``purge`` finds what is left).
     """
-    from hubstress_ext.notebook.display import live_view_of
+    from hubstress_ext.notebook.display import live_view_of, show_static
     from hubstress_ext.notebook.live import LiveView
 
     view = LiveView()
@@ -209,6 +209,7 @@ def follow(run: Any, background: bool = False) -> Any:
             elif presses == 2:
                 print("leaving now: `%hubstress purge` removes what is left", file=sys.stderr)
     _save_when_done(run, view, wait=True)
+    show_static(run, view)
     if run.error:
         print(f"hubstress: error: {run.error}", file=sys.stderr)
     return run

@@ -35,8 +35,9 @@ def _widget(opt: Opt, value: Any) -> widgets.ValueWidget:
         return w
     if opt.spec.choices:
         return widgets.Dropdown(options=list(opt.spec.choices), value=value, **common)
-    if opt.spec.secret:
-        return widgets.Password(value=value or "", placeholder=_placeholder(opt), **common)
+    if opt.spec.secret:  # as wide as the endpoint: its placeholder names the variable in full
+        wide = widgets.Layout(width="480px")
+        return widgets.Password(value=value or "", placeholder=_placeholder(opt), layout=wide, **common)
     if opt.kind is int and not opt.optional:
         return widgets.IntText(value=value, **common)
     if opt.kind is float and not opt.optional:
@@ -48,7 +49,7 @@ def _widget(opt: Opt, value: Any) -> widgets.ValueWidget:
 
 def _placeholder(opt: Opt) -> str:
     if opt.spec.env:
-        return f"default ${opt.spec.env}"
+        return f"blank: ${opt.spec.env} from the environment"
     if opt.default is None:
         return "not set"
     return ""

@@ -21,7 +21,7 @@ def summary_html(run: Any) -> str:
         return ""
     if summary is None or summary.empty:
         return "<i>(no requests recorded)</i>"
-    summary = summary.drop(columns=["errors", "errors_by_reason"], errors="ignore")
+    summary = summary.drop(columns=["errors_by_reason"], errors="ignore")  # a dict per row
     if summary.index.name is not None:  # e.g. the phase table: its index is the phase
         summary = summary.reset_index()
     return summary.to_html(index=False, float_format=_number, na_rep="-", classes="hubstress-table")
@@ -34,10 +34,31 @@ def status_line(run: Any) -> str:
     return line
 
 
-def run_html(run: Any) -> str:
-    parts = [f"<div class='hubstress-run'><p>{status_line(run)}</p>", summary_html(run)]
+def report_details(run: Any) -> str:
+    """What the text report says after its summary table (spawn latency, failures, the hub's
+    account, the bottleneck line, the verdict): the same lines the CLI prints, so a notebook
+    and the panel show what the terminal shows."""
+    from hubstress_ext.results.summary import format_table
+
     try:
-        png = charts.png_of(run)
+        text, summary = run.report(), run.summary()
+    except Exception:
+        return ""
+    table = format_table(summary) if summary is not None and not summary.empty else ""
+    at = text.find(table) if table else -1
+    details = text[at + len(table) :] if at >= 0 else text
+    return details.strip("\n")
+
+
+def details_html(run: Any) -> str:
+    details = report_details(run)
+    return f"<pre class='hubstress-report'>{html.escape(details)}</pre>" if details else ""
+
+
+def run_html(run: Any, chart: bool = True) -> str:
+    parts = [f"<div class='hubstress-run'><p>{status_line(run)}</p>", summary_html(run), details_html(run)]
+    try:
+        png = charts.png_of(run) if chart else None
     except Exception:
         png = None
     if png:
@@ -49,4 +70,4 @@ def run_html(run: Any) -> str:
 
 def saved_run_html(saved: Any) -> str:
     head = f"{status_line(saved)} (saved run {html.escape(str(saved.path))})"
-    return f"<div class='hubstress-run'><p>{head}</p>{summary_html(saved)}</div>"
+    return f"<div class='hubstress-run'><p>{head}</p>{summary_html(saved)}{details_html(saved)}</div>"

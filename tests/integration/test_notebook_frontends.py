@@ -1,6 +1,9 @@
 """The magics and the widget panel in a real IPython kernel (nbclient), against real hubs and
 a real batching endpoint."""
 
+import base64
+
+import nbformat
 import pytest
 
 from tests.kernel import errors, execute, text
@@ -23,9 +26,9 @@ def test_line_magic_runs_a_spawn_storm_and_returns_the_run(tmp_path):
             "print('checked', len(run.df))",
             "again = %hubstress --count 2 --sandbox --sandbox-spawner sim\nagain",  # no scenario: a storm
             # shown by the cell's value: the live view kept only its bars (the table appears once)
-            "from hubstress_ext.notebook.display import _live\n"
+            "from hubstress_ext.notebook.display import _live, _static\n"
             "view = _live[again][0]\nassert view._collapsed and not view.table.value\n"
-            "assert not _live[run][0]._collapsed and 'ready' in _live[run][0].table.value\nprint('once')",
+            "assert run in _static and again in _static\nprint('once')",
         ]
     )
     assert all(not errors(o) for o in outs), [errors(o) for o in outs]
@@ -35,6 +38,25 @@ def test_line_magic_runs_a_spawn_storm_and_returns_the_run(tmp_path):
     shown = text(outs[3])
     assert "StressTestRun stress-test: finished" in shown and "text/html" in shown
     assert "once" in text(outs[4])
+
+
+def test_a_saved_notebook_shows_the_run_without_a_kernel(tmp_path):
+    """Opened where no kernel runs (GitHub, nbviewer), a notebook has only what it saved: the
+    run's table, report and chart must be static outputs, not only the live widget's state."""
+    saved = tmp_path / "storm.ipynb"
+    execute(
+        [
+            "%load_ext hubstress_ext",
+            "run = %hubstress stress-test --sandbox --sandbox-spawner sim --count 3 --batch-size 3",
+        ],
+        save=str(saved),
+    )
+    outputs = nbformat.read(saved, as_version=4).cells[1].outputs
+    html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    pngs = [o["data"]["image/png"] for o in outputs if "image/png" in o.get("data", {})]
+    assert html and "<table" in html[0] and "ready" in html[0] and "errors" in html[0]
+    assert "bottleneck: " in html[0] and "the hub&#x27;s account" in html[0]  # what the CLI prints
+    assert pngs and base64.b64decode(pngs[0]).startswith(b"\x89PNG")
 
 
 def test_cell_magic_errors_name_the_line():
@@ -111,6 +133,9 @@ def test_panel_validates_inline_and_runs_a_storm():
             "assert run is not None and p.wait(180)\n"
             "assert p.run is run and run.status == 'finished', run.error\n"
             "assert len(p.run.df) > 0 and p.view.chart.value and 'ready' in p.view.table.value\n"
+            "shown = p.view.table.value  # what the CLI's report shows, after the table\n"
+            "assert '>errors<' in shown and 'bottleneck: ' in shown and 'the hub&#x27;s account' in shown\n"
+            "assert '$JUPYTERHUB_API_TOKEN' in p.token.placeholder and p.token.layout.width == '480px'\n"
             "assert not p.start_button.disabled and p.stop_button.disabled\nprint('panel ok')",
         ]
     )
