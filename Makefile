@@ -9,13 +9,16 @@ STAMP := $(VENV)/.installed
 # Explicit rules, not a `debian-%` pattern: GNU make never applies a pattern rule to a target
 # listed in .PHONY, so such a rule silently installed nothing (tests/unit/test_makefile.py).
 APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
-apt_install = command -v $(1) >/dev/null || { $(APT) update -q && DEBIAN_FRONTEND=noninteractive $(APT) install -y -q $(1); }
+apt_install = command -v $(1) >/dev/null || { echo "installing Debian's $(1) (a minute or two, once)"; \
+	$(APT) update -q && DEBIAN_FRONTEND=noninteractive $(APT) install -y -q $(1); }
 debian-chromium:
 	@$(call apt_install,chromium)
 debian-wrk:
 	@$(call apt_install,wrk)
 
 $(STAMP): pyproject.toml
+	@echo "first set-up: a virtual environment in $(VENV) with hubstress and its test tools"
+	@echo "(JupyterHub, jupyter_server, JupyterLab, pandas, Dask, ...): a few minutes, once"
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

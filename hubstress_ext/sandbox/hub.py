@@ -284,7 +284,7 @@ class Sandbox:
         server's: what a failed health check shows."""
         parts = [
             f"--- hub log (last {lines} lines) ---\n{self.log_tail(lines)}",
-            f"--- proxy (last {lines} lines) ---\n{self.log_tail(lines, grep='ConfigProxy')}",
+            f"--- proxy (last {lines} lines) ---\n{self.log_tail(lines, grep='configurable_http_proxy')}",
         ]
         if self.simserver is not None:
             parts.append(
