@@ -87,7 +87,7 @@ class ClientSaw:
     def throttle_text(self) -> str:
         text = f"hubstress got {self.spawn_429} x 429"
         if self.waited_s >= 0.05:
-            text += f", waited {self.waited_s:.1f} s on Retry-After"
+            text += f", waited {self.waited_s:.1f} s on Retry-After, summed over requests"
         return text
 
 

@@ -227,7 +227,7 @@ def test_what_the_client_saw_names_the_throttle_without_the_hub_s_metrics():
     records = spawn_records([429] * 5 + [202], wait_s=2.0)
     line = bottleneck(Evidence(None, USERS, QUIET, 3, records=records))
     assert "5 429s from concurrent_spawn_limit=3" in line
-    assert "hubstress got 5 x 429, waited 10.0 s on Retry-After" in line
+    assert "hubstress got 5 x 429, waited 10.0 s on Retry-After, summed over requests" in line
     assert "not visible without read:metrics" in line and "kept up" not in line
 
 
