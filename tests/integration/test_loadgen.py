@@ -16,7 +16,7 @@ import pytest
 from hubstress_ext import load_run
 from hubstress_ext.http.ports import free_port
 from hubstress_ext.loadgen.options import LoadOptions, SweepOptions
-from hubstress_ext.loadgen.run import BenchRun
+from hubstress_ext.loadgen.run import BEHIND_LAG_MS, BenchRun
 from hubstress_ext.loadgen.sweep import SweepRun
 from tests.integration.conftest import process
 
@@ -85,7 +85,8 @@ def test_open_loop_counts_the_stall_that_a_closed_loop_hides(app):
     assert s["max_ms"] >= 500  # the stall itself
     assert len(delayed) >= 0.5 * rate * 0.6  # about every request due during the 600 ms stall
     assert s["waited_for_connection"] > 0  # the 8 connections were all stuck
-    assert not s["generator_behind"], s  # the generator kept its schedule; the server did not
+    # the server stalled, not the generator: "behind" follows the generator's own lag alone
+    assert s["generator_behind"] == (s["scheduler_lag_p99_ms"] > BEHIND_LAG_MS), s
 
 
 def test_open_loop_poisson_arrivals(app):
@@ -213,7 +214,10 @@ def test_open_loop_over_capacity_reports_offered_rate_goodput_and_drain_apart():
     s = run.stats
     assert s["window_s"] == pytest.approx(2.0, abs=0.01)
     assert s["offered_rate"] == pytest.approx(150, abs=3) and s["send_rate"] == s["offered_rate"]
-    assert not s["generator_behind"], s  # the server was slow, not the generator
+    # the server was slow, not the generator: it offered the asked rate, and "behind" follows
+    # the generator's own scheduler lag alone (on a machine whose cores are busy elsewhere the
+    # generator can really lag, and then says so; a slow server never sets it)
+    assert s["generator_behind"] == (s["scheduler_lag_p99_ms"] > BEHIND_LAG_MS), s
     assert s["drain_s"] > 1.0 and s["ok_after_window"] > 50
     assert s["ok_in_window"] + s["ok_after_window"] == s["ok"]
     assert s["qps"] == pytest.approx(s["ok_in_window"] / 2.0, abs=0.1)
