@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from hubstress_ext.version import __version__
+
+__all__ = ["__version__", "load_run", "make_run", "panel", "run_from_file"]
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:

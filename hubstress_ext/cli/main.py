@@ -17,7 +17,6 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 
-from hubstress_ext import __version__
 from hubstress_ext.engine import argv as scenario_argv
 from hubstress_ext.engine import registry
 from hubstress_ext.engine.logs import setup_logging
@@ -25,6 +24,7 @@ from hubstress_ext.engine.options import ENV_ENDPOINT, ENV_HUB_TOKEN, SandboxCom
 from hubstress_ext.engine.run import Run
 from hubstress_ext.engine.spec import build
 from hubstress_ext.errors import OptionError
+from hubstress_ext.version import __version__
 
 log = logging.getLogger("hubstress")
 
@@ -111,7 +111,7 @@ def commands_list(parser: argparse.ArgumentParser) -> str:
 def _run(run: Run, as_json: bool = False) -> int:
     """Execute with Ctrl-C handling and progress bars, print the report, save if asked."""
     verbose, log_file = run.log_options
-    log_path = setup_logging(verbose, log_file, [getattr(run.options, "token", None) or ""])
+    log_path = setup_logging(verbose, log_file, run.secrets)
     if log_path is not None:
         print(f"logging to {log_path}", file=sys.stderr)
         log.info("hubstress %s %s options=%s", __version__, run.scenario, run.options.public())

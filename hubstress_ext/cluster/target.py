@@ -200,7 +200,7 @@ def check_workers(client: Any) -> list[str]:
     """The workers' addresses, once each has been shown to run this version of hubstress."""
     import importlib.metadata
 
-    from hubstress_ext import __version__
+    from hubstress_ext.version import __version__
 
     answers = client.run(importlib.metadata.version, "hubstress_ext", on_error="return")
     if not answers:

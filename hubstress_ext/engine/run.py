@@ -28,6 +28,7 @@ import pandas as pd
 from hubstress_ext.engine import slo
 from hubstress_ext.engine.options import RunOptions
 from hubstress_ext.engine.progress import Progress
+from hubstress_ext.engine.spec import secret_values
 from hubstress_ext.errors import RunError
 
 if TYPE_CHECKING:
@@ -269,6 +270,12 @@ class Run:
     def log_options(self) -> tuple[bool, str | None]:
         """(verbose, log file) for the front end's logging set-up."""
         return bool(getattr(self.options, "verbose", False)), getattr(self.options, "log_to_file", None)
+
+    @property
+    def secrets(self) -> list[str]:
+        """The values of the options declared secret (the token, a password): what every log
+        line is masked of, whatever the option is called."""
+        return secret_values(self.options)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.scenario}: {self.status}>"

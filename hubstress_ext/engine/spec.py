@@ -203,6 +203,15 @@ def public(options: Any) -> dict[str, Any]:
     return data
 
 
+def secret_values(options: Any) -> list[str]:
+    """The values (as text) of the options declared ``secret`` that are set."""
+    return [
+        str(getattr(options, o.name))
+        for o in options_of(type(options))
+        if o.spec.secret and getattr(options, o.name, None)
+    ]
+
+
 def build(cls: type, values: dict[str, Any]) -> Any:
     """An options object from keyword values, unknown names refused with the known ones."""
     known = {o.name for o in options_of(cls)}

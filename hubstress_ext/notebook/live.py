@@ -52,7 +52,7 @@ class LiveView:
         Warnings go to stderr with the run's token masked; returns the log file, if any.
         """
         verbose, log_file = run.log_options
-        path = setup_logging(verbose, log_file, [getattr(run.options, "token", None) or ""])
+        path = setup_logging(verbose, log_file, run.secrets)
         run.start()
         self.follow(run)
         return path

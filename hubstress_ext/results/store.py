@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from hubstress_ext import __version__
+from hubstress_ext.version import __version__
 
 META = "meta.json"
 
@@ -39,9 +39,8 @@ def save_run(run: Any, directory: str | Path) -> Path:
         "meta": run.meta,
     }
     text = json.dumps(meta, indent=2, default=str)
-    token = getattr(run.options, "token", None)
-    if token and token in text:  # defence in depth: a token must never reach disk
-        text = text.replace(token, "***")
+    for secret in getattr(run, "secrets", []):  # defence in depth: no secret ever reaches disk
+        text = text.replace(secret, "***")
     (path / META).write_text(text + "\n")
     for stem, frame in run.frames().items():
         if not frame.empty:

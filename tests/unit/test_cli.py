@@ -185,3 +185,33 @@ def test_without_a_terminal_progress_is_a_plain_line_every_few_seconds(capsys):
         time.sleep(0.3)
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) >= 3 and all(line.startswith("hubstress stress-test, ") for line in lines)
+
+
+def test_every_option_declared_secret_is_masked_in_logs_and_saved_runs(tmp_path):
+    """Not only the one called "token": a --login form password is masked the same way."""
+    import logging
+
+    from hubstress_ext.engine.logs import setup_logging
+
+    run = registry.make_run(
+        "session-test",
+        endpoint="http://127.0.0.1:9",
+        token="tok-secret-1",
+        login="form",
+        password="pw-secret-2",
+    )
+    assert sorted(run.secrets) == ["pw-secret-2", "tok-secret-1"]
+    log, logger = tmp_path / "run.log", logging.getLogger("hubstress")
+    before = (list(logger.handlers), logger.level, logger.propagate)
+    try:
+        setup_logging(False, str(log), run.secrets)
+        logger.warning("login with %s and %s", "pw-secret-2", "tok-secret-1")
+        for handler in logger.handlers:
+            handler.close()
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = before
+    text = log.read_text()
+    assert "login with *** and ***" in text and "secret-" not in text
+    run.meta["note"] = "pw-secret-2"  # as if a message had carried it into the run's meta
+    saved = run.save(tmp_path / "runs")
+    assert all("secret-" not in f.read_text() for f in saved.iterdir())

@@ -20,6 +20,7 @@ LAYERS = {
     "http": 1,
     "cluster": 1,
     "errors": 0,
+    "version": 0,
 }
 
 
@@ -36,7 +37,7 @@ def imports(path: Path) -> list[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             out.append((node.lineno, node.module))
-            if node.module == "hubstress_ext":  # from hubstress_ext import results
+            if node.module == "hubstress_ext":  # from hubstress_ext import results / __version__
                 out += [(node.lineno, f"hubstress_ext.{a.name}") for a in node.names]
         elif isinstance(node, ast.Import):
             out += [(node.lineno, a.name) for a in node.names]
@@ -52,6 +53,10 @@ def test_every_import_points_down_or_stays_in_its_package():
             continue
         for line, module in imports(path):
             there = package_of(module)
+            if there is not None and there not in LAYERS and module.count(".") == 1:
+                # a name of the package root (its public facade, above every layer)
+                wrong.append(f"{rel}:{line} ({here}) imports {module} from the package's facade")
+                continue
             if there is None or there == here or there not in LAYERS:
                 continue
             if LAYERS[there] >= LAYERS[here]:
