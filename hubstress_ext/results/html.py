@@ -22,9 +22,17 @@ def summary_html(run: Any) -> str:
     if summary is None or summary.empty:
         return "<i>(no requests recorded)</i>"
     summary = summary.drop(columns=["errors_by_reason"], errors="ignore")  # a dict per row
+    if "errors" in summary:  # a load's errors are counted by reason
+        summary["errors"] = summary["errors"].map(_errors_text)
     if summary.index.name is not None:  # e.g. the phase table: its index is the phase
         summary = summary.reset_index()
     return summary.to_html(index=False, float_format=_number, na_rep="-", classes="hubstress-table")
+
+
+def _errors_text(value: Any) -> Any:
+    if isinstance(value, dict):
+        return ", ".join(f"{reason} {n}" for reason, n in value.items()) or "0"
+    return value
 
 
 def status_line(run: Any) -> str:
@@ -41,10 +49,13 @@ def report_details(run: Any) -> str:
     from hubstress_ext.results.summary import format_table
 
     try:
-        text, summary = run.report(), run.summary()
+        text = run.report()
     except Exception:
         return ""
-    table = format_table(summary) if summary is not None and not summary.empty else ""
+    try:  # a hub run's report opens with its summary table; a load's report has its own lines
+        table = format_table(run.summary())
+    except Exception:
+        table = ""
     at = text.find(table) if table else -1
     details = text[at + len(table) :] if at >= 0 else text
     return details.strip("\n")
