@@ -349,16 +349,7 @@ class HubRun(Run):
         return resource_summary(self.resources_df)
 
     def bottleneck(self) -> str:
-        return bottleneck(
-            report.evidence(
-                self.hub_figures(),
-                self.users_df,
-                self.resources_df,
-                self.meta,
-                self.df,
-                self.frames().get("sessions"),
-            )
-        )
+        return bottleneck(report.evidence(**self._account_inputs()))
 
     def figures(self) -> dict[str, float]:
         return {**super().figures(), **hub_run_figures(self.hub_figures(), self.resources_df)}
@@ -407,14 +398,18 @@ class HubRun(Run):
 
     def account_lines(self) -> list[str]:
         """The hub's figures beside ours, the sandbox's processes, and the bottleneck line."""
-        return report.account_lines(
-            self.hub_figures(),
-            self.df,
-            self.users_df,
-            self.resources_df,
-            self.meta,
-            self.frames().get("sessions"),
-        )
+        return report.account_lines(**self._account_inputs())
+
+    def _account_inputs(self) -> dict[str, Any]:
+        """What the account and the bottleneck line are computed from (a saved run has the same)."""
+        return {
+            "figures": self.hub_figures(),
+            "records": self.df,
+            "users": self.users_df,
+            "resources": self.resources_df,
+            "meta": self.meta,
+            "sessions": self.frames().get("sessions"),
+        }
 
     def report_extra(self) -> list[str]:
         """Lines a scenario adds after its table."""

@@ -59,8 +59,7 @@ class ClientSaw:
     """What hubstress itself was answered: evidence with or without the hub's metrics."""
 
     spawn_429: int = 0  # spawn requests answered 429
-    retries: int = 0  # attempts answered with something worth retrying (429/503/504, no answer)
-    waited_s: float = 0.0  # time between a retried attempt's end and the next attempt
+    waited_s: float = 0.0  # from each retried attempt's end to its next attempt, summed
     status_5xx: dict[int, int] = field(default_factory=dict)  # 5xx answers by status
 
     @classmethod
@@ -68,18 +67,15 @@ class ClientSaw:
         if records is None or records.empty:
             return cls()
         status = records["status"]
-        retried = records[records["will_retry"].astype(bool)] if "will_retry" in records else records[:0]
         waited = 0.0
-        if not retried.empty:
-            keys = ["op", "method", "path", "user"]
+        if "will_retry" in records and records["will_retry"].any():
             ordered = records.sort_values("start")
-            nxt = ordered.groupby(keys, dropna=False)["start"].shift(-1)
+            nxt = ordered.groupby(["op", "method", "path", "user"], dropna=False)["start"].shift(-1)
             gaps = (nxt - ordered["end"])[ordered["will_retry"].astype(bool)]
             waited = float(gaps.clip(lower=0).sum())
         fives = status[(status >= 500) & status.notna()].astype(int).value_counts().sort_index()
         return cls(
             spawn_429=int(((records["op"] == "spawn") & (status == 429)).sum()),
-            retries=len(retried),
             waited_s=waited,
             status_5xx={int(k): int(v) for k, v in fives.items()},
         )
@@ -176,7 +172,8 @@ def _failures(ev: Evidence, saw: ClientSaw) -> str | None:
         failed = users[users["reason"].notna()]
         if not failed.empty:
             causes = failed["cause"].fillna(failed["reason"]) if "cause" in failed else failed["reason"]
-            top, n = causes.value_counts().index[0], int(causes.value_counts().iloc[0])
+            counts = causes.value_counts()
+            top, n = counts.index[0], int(counts.iloc[0])
             where = CAUSE_PLACES.get(top, "the hub")
             return (
                 f"{len(failed)} of {len(users)} user(s) failed, {n} by {top} (in {where}): "
