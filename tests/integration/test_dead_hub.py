@@ -1,28 +1,36 @@
 """A hub that dies mid-run, or is not there at all, is a named and bounded failure."""
 
+import json
 import os
 import re
 import signal
 import time
+import urllib.request
 
 import pytest
 
 from hubstress_ext.engine.options import StressOptions
 from hubstress_ext.hub.stress import StressTestRun
 from hubstress_ext.sandbox.hub import Sandbox
-from tests.conftest import hubstress_popen
+from tests.conftest import HubAdmin, hubstress_popen
 
 pytestmark = pytest.mark.slow
 
 
-def kill_the_hub_during(args: list[str], after_s: float):
-    """Run the CLI against a fresh sandbox hub and SIGKILL ``jupyterhub`` ``after_s`` in (its
-    proxy lives on); returns (process, stdout, stderr, seconds the run went on after the kill)."""
+def kill_the_hub_during(args: list[str], ready):
+    """Run the CLI against a fresh sandbox hub and SIGKILL ``jupyterhub`` once ``ready(admin,
+    sandbox)`` holds (its proxy lives on); returns (process, stdout, stderr, seconds the run
+    went on after the kill). A condition, not a delay: on a busy machine the command may take
+    seconds to get going."""
     hub = Sandbox("sim").start()
     try:
         env = dict(os.environ, JUPYTERHUB_ENDPOINT=hub.api_url, JUPYTERHUB_API_TOKEN=hub.token)
         proc = hubstress_popen(*args, env=env)
-        time.sleep(after_s)
+        admin = HubAdmin(hub)
+        give_up = time.monotonic() + 90
+        while not ready(admin, hub) and time.monotonic() < give_up and proc.poll() is None:
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before the hub was killed"
         hub.hub.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         out, err = proc.communicate(timeout=120)
@@ -31,12 +39,27 @@ def kill_the_hub_during(args: list[str], after_s: float):
         hub.stop()
 
 
+def spawning(at_least_created: int):
+    """Mid-storm: that many users made (tagged) and a server already starting."""
+    return lambda admin, hub: len(admin.group() or []) >= at_least_created and bool(admin.active())
+
+
+def in_session(students: int):
+    """Mid-class: every student with a kernel open (the stand-in's own count)."""
+
+    def ready(admin, hub) -> bool:
+        with urllib.request.urlopen(f"{hub.sim_url}/_sim/kernels", timeout=10) as resp:
+            return len(json.loads(resp.read())["users"]) >= students
+
+    return ready
+
+
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("count", [20, 100])
 def test_sigkill_of_the_hub_mid_storm_ends_the_run_within_60s(count):
     """Only `jupyterhub` is killed: its proxy lives on and answers 503 for everything."""
     proc, out, err, took = kill_the_hub_during(
-        ["stress-test", "--count", str(count), "-b", "10", "-p", "slow"], after_s=6.0
+        ["stress-test", "--count", str(count), "-b", "10", "-p", "slow"], spawning(10)
     )
     assert proc.returncode == 1, out + err
     assert took < 60, f"the run went on for {took:.0f}s after the hub died"
@@ -54,7 +77,7 @@ def test_sigkill_of_the_hub_mid_storm_over_dask_shards_ends_the_run_within_60s()
     """Each shard has its own client and watch on the hub: the run over two worker processes
     ends the same way, with the users left named for purge."""
     args = ["stress-test", "--count", "20", "-b", "10", "-p", "slow", "--dask", "local:2"]
-    proc, out, err, took = kill_the_hub_during(args, after_s=9.0)  # the cluster takes ~2 s to start
+    proc, out, err, took = kill_the_hub_during(args, spawning(20))  # the shards spawn once all exist
     assert proc.returncode == 1, out + err
     assert took < 60, f"the run went on for {took:.0f}s after the hub died"
     assert "Traceback" not in err
@@ -67,7 +90,7 @@ def test_sigkill_of_the_hub_mid_class_ends_the_run_within_60s():
     """Students in session talk to their servers through the proxy, which outlives the hub:
     the run's heartbeat on /hub/health notices the hub is gone."""
     args = ["session-test", "--count", "10", "--arrival", "burst", "--session", "300", "--think", "1"]
-    proc, out, err, took = kill_the_hub_during(args, after_s=8.0)  # every student in session
+    proc, out, err, took = kill_the_hub_during(args, in_session(10))
     assert proc.returncode == 1, out + err
     assert took < 60, f"the run went on for {took:.0f}s after the hub died"
     assert "Traceback" not in err
