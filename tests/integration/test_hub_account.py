@@ -73,7 +73,10 @@ def test_a_full_hub_is_named_as_such():
 def test_a_busy_hub_process_is_named_the_limit():
     run = sandbox_run("activity-stress-test", count=5, workers=48, duration=8.0)
     assert run.exit_code == 0, run.report()
-    assert "hub CPU at" in run.bottleneck() and "the hub process is the limit" in run.bottleneck()
+    # by its CPU, or by its own event loop's lag when the sampler saw less (the other rule
+    # about the same process: beside another test's load, both have named it)
+    line = run.bottleneck()
+    assert "the hub process is the limit" in line and ("hub CPU at" in line or "event loop lagged" in line)
 
 
 def test_a_busy_proxy_is_named_the_limit(monkeypatch):

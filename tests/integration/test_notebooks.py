@@ -11,6 +11,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests.kernel import text
+
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -30,11 +32,15 @@ def execute(path: Path, workdir: Path):
     client = NotebookClient(
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
     )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
         client.execute()  # raises CellExecutionError on the first failing cell
-    except Exception as exc:  # noqa: BLE001 - handed to that notebook's test
-        return exc
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    except Exception as exc:  # noqa: BLE001 - handed to that notebook's test, with what came before
+        nbformat.write(nb, ARTIFACTS / path.name)  # as far as it got
+        shown = "\n".join(text(c.outputs) for c in nb.cells if c.cell_type == "code" and c.get("outputs"))
+        return RuntimeError(
+            f"{path.name} failed:\n{exc}\n--- what its cells showed before ---\n{shown[-6000:]}"
+        )
     nbformat.write(nb, ARTIFACTS / path.name)
     return nb
 
