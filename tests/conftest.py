@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import subprocess
 import sys
@@ -15,6 +17,45 @@ import pytest
 from hubstress_ext.sandbox.hub import Sandbox
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+# Two test processes (pytest-xdist) share the machine. A test marked `alone` saturates the cores
+# on purpose (a busy hub, a busy proxy) and would starve whatever ran beside it (a light-load
+# test of the batching endpoint refused requests for their age; a notebook timed out), so it
+# runs with no other test beside it: every test holds the "room" lock shared, an `alone` test
+# holds it exclusively. The turnstile lets an `alone` test that waits keep new tests out, so it
+# gets its turn as soon as the tests already running end (no starving it).
+
+
+@contextlib.contextmanager
+def _flock(path, mode: int):
+    with open(path, "a") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def room(folder, alone: bool):
+    """Hold the room shared (any test) or alone (an `alone` test) across test processes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    turnstile, hall = folder / "turnstile.lock", folder / "room.lock"
+    with contextlib.ExitStack() as held:
+        with _flock(turnstile, fcntl.LOCK_EX):
+            held.enter_context(_flock(hall, fcntl.LOCK_EX if alone else fcntl.LOCK_SH))
+        yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Set-up, call and tear-down of each test inside the room (only with several processes)."""
+    if not hasattr(item.config, "workerinput"):
+        return (yield)
+    folder = item.config.rootpath / ".pytest_cache" / "hubstress-room"
+    with room(folder, alone=item.get_closest_marker("alone") is not None):
+        return (yield)
 
 
 class SharedHub:

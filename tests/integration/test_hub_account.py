@@ -70,6 +70,7 @@ def test_a_full_hub_is_named_as_such():
     assert "failures by cause" in run.report() and "hub full" in run.report()
 
 
+@pytest.mark.alone
 def test_a_busy_hub_process_is_named_the_limit():
     run = sandbox_run("activity-stress-test", count=5, workers=48, duration=8.0)
     assert run.exit_code == 0, run.report()
@@ -79,6 +80,7 @@ def test_a_busy_hub_process_is_named_the_limit():
     assert "the hub process is the limit" in line and ("hub CPU at" in line or "event loop lagged" in line)
 
 
+@pytest.mark.alone
 def test_a_busy_proxy_is_named_the_limit(monkeypatch):
     """30 students polling their servers every 50 ms through a proxy that spends 5 ms of CPU on
     each request: it is the limit on purpose (a few hundred requests a second need more than its
