@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from batching import free_port, median_round, pin_self, start, stop  # noqa: E402
+from endpoints import free_port, median_round, pin_self, start, stop  # noqa: E402
 from overload import bench, configure, stats  # noqa: E402
 
 from hubstress_ext.loadgen.options import SweepOptions  # noqa: E402

@@ -12,16 +12,13 @@ import weakref
 from bisect import bisect_left
 from collections.abc import Iterator
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from hubstress_ext.batching.admission import REASONS
-
-if TYPE_CHECKING:
-    from hubstress_ext.batching.batcher import Batcher
 
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -68,9 +65,19 @@ OUTCOME_FIELDS = {
 }
 
 
+class Counted(Protocol):
+    """What the collector reads of a batcher (``batching.batcher.Batcher``): declared here so
+    that the batcher imports its metrics and not the other way round."""
+
+    stats: Any  # served, errors, rejected, timed_out, cancelled, refused (by reason)
+    histograms: BatchHistograms
+    depth: int
+    batch_cap: int
+
+
 class BatchCollector(Collector):
     def __init__(self) -> None:
-        self.batchers: weakref.WeakSet[Batcher] = weakref.WeakSet()
+        self.batchers: weakref.WeakSet[Counted] = weakref.WeakSet()
 
     def collect(self) -> Iterator:
         batchers = list(self.batchers)

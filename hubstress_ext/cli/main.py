@@ -115,44 +115,29 @@ def _run(run: Run, as_json: bool = False) -> int:
     if log_path is not None:
         print(f"logging to {log_path}", file=sys.stderr)
         log.info("hubstress %s %s options=%s", __version__, run.scenario, run.options.public())
-    dry_run = getattr(run.options, "dry_run", False)
     with _restoring_signal_handlers():
-        _execute_with_signals(run, cleanup=run.cleans_up)
+        _execute_with_signals(run)
         if as_json:
             print(json.dumps(run.report_json(), default=str))
         else:
             print(run.report())
-        if run.save_dir and not dry_run:
-            print(f"saved run to {run.save(run.save_dir)}", file=sys.stderr if as_json else sys.stdout)
+        saved = run.finish()
+        if saved is not None:
+            print(f"saved run to {saved}", file=sys.stderr if as_json else sys.stdout)
     return run.exit_code
 
 
-def _execute_with_signals(run: Run, cleanup: bool = True) -> None:
-    """Ctrl-C once: stop and clean up. Twice: leave at once (``purge`` finds the leftovers).
-
-    Loads with nothing to clean up (``cleanup=False``) stop sending at once and keep what
-    they measured.
-    """
+def _execute_with_signals(run: Run) -> None:
+    """SIGINT / SIGTERM drive ``run.interrupt()``: once stops (and cleans up), twice leaves at
+    once (``purge`` finds the leftovers); what each press means is the engine's."""
 
     async def go() -> None:
         loop = asyncio.get_running_loop()
-        presses = 0
 
         def on_signal() -> None:
-            nonlocal presses
-            presses += 1
-            if presses == 1 and not cleanup:
-                say("interrupted: stopping, keeping what was measured")
-            elif presses == 1:
-                say(
-                    "interrupted: sending nothing new, removing what this run created "
-                    "(Ctrl-C again to leave at once)"
-                )
-            elif presses == 2 and cleanup and getattr(run.options, "sandbox", False):
-                say("leaving now: the sandbox hub goes away with everything on it")
-            elif presses == 2 and cleanup:
-                say("leaving now: what is left is in the marker group; run `hubstress purge` to remove it")
-            run._stop_in_loop()
+            message = run.interrupt(purge="hubstress purge")
+            if message:
+                say(message)
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
@@ -210,7 +195,8 @@ def _report(run_dir: str) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"hubstress: error: {exc}", file=sys.stderr)
         return 2
-    print(saved.report())
+    print(f"saved run {saved.path} (hubstress {saved.version or '?'})")
+    print(saved.report())  # what the live run printed
     return 0
 
 

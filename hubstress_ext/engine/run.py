@@ -6,10 +6,12 @@ its results as DataFrames (``.df``, ``.summary()``) and can ``save()`` itself. H
 (``hub.run.HubRun``) and endpoint load (``loadgen``) are subclasses; a front end only needs
 this interface.
 
-Each scenario's Run class also says how it reports: ``summary()`` (the table), ``report()``
-(the CLI's closing text), ``chart_data()`` + ``figure()`` (the chart), ``frames()`` (what
-``save()`` writes) and, for saved runs, ``saved_summary()`` / ``saved_report()``. Front ends
-call these and never ask which scenario they hold.
+Each scenario's Run class also says how it reports, from a ``RunRecord`` (``engine.record``)
+and nothing else: ``summary_of(record)`` (the table) and ``report_of(record)`` (the closing
+text). ``run.summary()`` / ``run.report()`` hand them ``run.record()``; a saved run
+(``engine.saved``) is a record read back, so it reports through the same two functions.
+``chart_data()`` + ``figure()`` draw the chart, ``frame_sources()`` names what ``save()``
+writes. Front ends call these and never ask which scenario they hold.
 """
 
 from __future__ import annotations
@@ -19,20 +21,19 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from hubstress_ext.engine import slo
+from hubstress_ext.engine.lifecycle import interrupt_message
 from hubstress_ext.engine.options import RunOptions
 from hubstress_ext.engine.progress import Progress
+from hubstress_ext.engine.record import LazyFrames, RunRecord
 from hubstress_ext.engine.spec import secret_values
 from hubstress_ext.errors import RunError
-
-if TYPE_CHECKING:
-    from hubstress_ext.engine.saved import SavedRun
 
 log = logging.getLogger("hubstress")
 
@@ -55,6 +56,8 @@ class Run:
         self.saved_to: Path | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stops = 0
+        self._presses = 0  # interrupts from the front end (``interrupt()``)
+        self._finish_lock = threading.Lock()
         self._done = threading.Event()
         self._started = threading.Event()  # set once the run's loop is known (stop() works)
         self.outcomes: list[slo.Outcome] = []  # the --slo rules, evaluated when the run ends
@@ -167,7 +170,7 @@ class Run:
 
     def verdict_lines(self) -> list[str]:
         """PASS/FAIL and each rule's outcome (nothing when no ``--slo`` was given)."""
-        return list(self.meta.get("verdict", [])) if self.done else []
+        return verdict_lines(self.record())
 
     def start(self) -> threading.Thread:
         """Run in a background thread with its own event loop; returns at once.
@@ -192,6 +195,32 @@ class Run:
 
     stop = request_stop
 
+    def interrupt(self, purge: str = "hubstress purge") -> str | None:
+        """A Ctrl-C, a kernel interrupt or a Stop button: the first stops the run (and it cleans
+        up), the second leaves at once. Returns what to tell the user (``engine.lifecycle``);
+        ``purge`` is how this front end spells the purge command."""
+        self._presses += 1
+        self.request_stop()
+        return interrupt_message(
+            self._presses, self.cleans_up, bool(getattr(self.options, "sandbox", False)), purge
+        )
+
+    @property
+    def wants_saving(self) -> bool:
+        """Saved at the end when ``save`` names a folder, whatever the outcome (a failed run's
+        record says why), except a dry run, which measured nothing."""
+        return bool(self.save_dir) and not getattr(self.options, "dry_run", False)
+
+    def finish(self) -> Path | None:
+        """Once the run has ended: save it if asked (once, however often this is called) and
+        return where; the verdict was evaluated when it ended; ``exit_code`` is the status."""
+        if not self.done:
+            raise RuntimeError("finish() before the run ended: wait() first")
+        with self._finish_lock:
+            if self.wants_saving and self.saved_to is None:
+                self.save(self.save_dir)
+        return self.saved_to
+
     @property
     def stopping(self) -> bool:
         """A stop was asked for: a scenario's loop sends nothing new once this is true."""
@@ -212,7 +241,8 @@ class Run:
         raise NotImplementedError
 
     def summary(self) -> pd.DataFrame:
-        raise NotImplementedError
+        """The run's table, now (live) or at its end: ``summary_of(run.record())``."""
+        return type(self).summary_of(self.record())
 
     def chart_data(self) -> Any:
         """What the chart is drawn from: small and picklable (drawn in a helper process)."""
@@ -224,15 +254,8 @@ class Run:
         return None
 
     def report(self) -> str:
-        """The closing report as text (what the CLI prints)."""
-        from hubstress_ext.results.summary import format_table
-
-        lines = [f"hubstress {self.scenario}: {self.status}"]
-        if self.error:
-            lines.append(f"error: {self.error}")
-        summary = self.summary()
-        lines += ["", format_table(summary) if not summary.empty else "(no requests recorded)"]
-        return "\n".join(lines + self.verdict_lines())
+        """The closing report as text (what the CLI prints): ``report_of(run.record())``."""
+        return type(self).report_of(self.record())
 
     def report_json(self) -> dict[str, Any]:
         """The result as one JSON-able object (``--json``)."""
@@ -245,19 +268,48 @@ class Run:
             ]
         return out
 
+    # -- the record, and the one report path ---------------------------------------------------
+
+    def frame_sources(self) -> dict[str, Callable[[], pd.DataFrame]]:
+        """What the run measured, by file stem (made when asked for): what ``save()`` writes and
+        what its report reads."""
+        return {"records": lambda: self.df}
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Every frame of ``frame_sources()``, made now."""
+        return dict(self.record().frames)
+
+    def record(self) -> RunRecord:
+        """The run as its report sees it; a saved run is the same record read back."""
+        return RunRecord(
+            scenario=self.scenario,
+            status=self.status,
+            error=self.error,
+            options=self.options.public(),
+            meta=self.meta,
+            frames=LazyFrames(self.frame_sources()),
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+        )
+
     @classmethod
-    def saved_summary(cls, saved: SavedRun) -> pd.DataFrame:
-        """The summary table of a saved run of this scenario."""
+    def summary_of(cls, record: RunRecord) -> pd.DataFrame:
+        """The summary table of a run of this scenario, live or saved."""
         from hubstress_ext.results.summary import summarize
 
-        return summarize(saved.df)
+        return summarize(record.frame("records"))
 
     @classmethod
-    def saved_report(cls, saved: SavedRun) -> str:
+    def report_of(cls, record: RunRecord) -> str:
+        """The closing report of a run of this scenario, live or saved."""
         from hubstress_ext.results.summary import format_table
 
-        summary = cls.saved_summary(saved)
-        return format_table(summary) if not summary.empty else "(no requests recorded)"
+        lines = [f"hubstress {record.scenario}: {record.status}"]
+        if record.error:
+            lines.append(f"error: {record.error}")
+        summary = cls.summary_of(record)
+        lines += ["", format_table(summary) if not summary.empty else "(no requests recorded)"]
+        return "\n".join(lines + verdict_lines(record))
 
     # -- front-end settings carried by the options --------------------------------------------
 
@@ -280,10 +332,6 @@ class Run:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.scenario}: {self.status}>"
 
-    def frames(self) -> dict[str, pd.DataFrame]:
-        """What ``save()`` writes: file stem -> DataFrame (empty frames are skipped)."""
-        return {"records": self.df}
-
     @property
     def exit_code(self) -> int:
         """0 passed; 130 stopped; 1 otherwise. A ``degraded`` run (a Dask shard was lost) is 1
@@ -302,3 +350,8 @@ class Run:
 
         self.saved_to = save_run(self, directory)
         return self.saved_to
+
+
+def verdict_lines(record: RunRecord) -> list[str]:
+    """PASS/FAIL and each rule's outcome, once the run has ended (none without ``--slo``)."""
+    return list(record.meta.get("verdict", [])) if record.ended else []

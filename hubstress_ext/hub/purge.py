@@ -7,6 +7,7 @@ the marker group the tool joins every user to at creation.
 from __future__ import annotations
 
 from hubstress_ext.engine.options import PurgeOptions
+from hubstress_ext.engine.record import RunRecord
 from hubstress_ext.hub.api import HubAPI
 from hubstress_ext.hub.names import note_look_alikes, ours
 from hubstress_ext.hub.run import HubRun
@@ -44,10 +45,12 @@ class PurgeRun(HubRun):
         if running:
             await stop_servers(api, running, opts.batch_size, self.users, self.progress, PURGE_STOP_TIMEOUT)
         self.removed = await delete_users(api, self.found, opts.batch_size, self.users, self.progress)
+        self.meta["removed"] = self.removed
 
     def succeeded(self) -> bool:
         return len(self.removed) == len(self.found)
 
-    def report_extra(self) -> list[str]:
-        removed = self.removed
+    @classmethod
+    def extra_lines(cls, record: RunRecord) -> list[str]:
+        removed = record.meta.get("removed", [])
         return [f"removed {len(removed)} user(s)" + (f": {', '.join(removed)}" if removed else "")]

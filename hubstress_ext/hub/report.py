@@ -44,12 +44,6 @@ def no_load_lines(error: str | None, status: str) -> list[str]:
     return [f"no load was sent: {why}"]
 
 
-def saved_options_line(meta: dict) -> list[str]:
-    opts = meta.get("options", {})
-    shown = {k: opts[k] for k in ("count", "batch_size", "workers", "profile") if opts.get(k)}
-    return ["options: " + ", ".join(f"{k}={v}" for k, v in shown.items())] if shown else []
-
-
 def hub_account_lines(
     figures: HubFigures | None, records: pd.DataFrame, users: pd.DataFrame, error: str | None
 ) -> list[str]:

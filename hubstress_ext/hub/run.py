@@ -20,14 +20,15 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pandas as pd
 
 from hubstress_ext.cluster.coordinator import degraded
 from hubstress_ext.engine.options import HubOptions
-from hubstress_ext.engine.run import Run
+from hubstress_ext.engine.record import RunRecord
+from hubstress_ext.engine.run import Run, verdict_lines
 from hubstress_ext.http.client import HttpClient
 from hubstress_ext.http.records import RecordSink
 from hubstress_ext.http.retry import Deadline, RetryPolicy
@@ -41,7 +42,6 @@ from hubstress_ext.results.hub_figures import HubFigures, comparison_table, hub_
 from hubstress_ext.results.lifecycle import LifecycleTable
 from hubstress_ext.results.resources import resource_summary
 from hubstress_ext.results.summary import shard_lines as summary_shard_lines
-from hubstress_ext.results.summary import summarize
 
 log = logging.getLogger("hubstress")
 
@@ -319,9 +319,6 @@ class HubRun(Run):
     def users_df(self) -> pd.DataFrame:
         return self.users.to_frame()
 
-    def summary(self) -> pd.DataFrame:
-        return summarize(self.df)
-
     @property
     def metrics_df(self) -> pd.DataFrame:
         """The hub's own /hub/metrics over the run (``--scrape-metrics``): time, metric, labels, value."""
@@ -349,46 +346,21 @@ class HubRun(Run):
         return resource_summary(self.resources_df)
 
     def bottleneck(self) -> str:
-        return bottleneck(report.evidence(**self._account_inputs()))
+        return bottleneck(report.evidence(**account_inputs(self.record())))
 
     def figures(self) -> dict[str, float]:
         return {**super().figures(), **hub_run_figures(self.hub_figures(), self.resources_df)}
 
-    def frames(self) -> dict[str, pd.DataFrame]:
+    def frame_sources(self) -> dict[str, Callable[[], pd.DataFrame]]:
         out = {
-            "records": self.df,
-            "users": self.users_df,
-            "metrics": self.metrics_df,
-            "resources": self.resources_df,
+            "records": lambda: self.df,
+            "users": lambda: self.users_df,
+            "metrics": lambda: self.metrics_df,
+            "resources": lambda: self.resources_df,
         }
         if self.shards is not None:
-            out["shards"] = self.shards
+            out["shards"] = lambda: self.shards
         return out
-
-    def report(self) -> str:
-        opts = self.options
-        line = f"hubstress {self.scenario}: {self.status}"
-        if self.meta.get("endpoint") and not opts.dry_run:
-            line += f" against {self.meta['endpoint']}"
-        if self.meta.get("hub_version"):
-            line += f" (JupyterHub {self.meta['hub_version']})"
-        lines = ["", line]
-        if self.done and not opts.dry_run and self.meta.get("load_sent") is False:
-            return "\n".join(lines + report.no_load_lines(self.error, self.status) + self.verdict_lines())
-        if self.error:
-            lines.append(f"error: {self.error}")
-        if opts.dry_run:
-            return "\n".join([*lines, "dry run: nothing was sent"])
-        lines += report.tables(self.summary()) + self.report_extra()
-        if self.meta.get("leftover_note"):
-            lines.append(self.meta["leftover_note"])
-        elif self.keep and not opts.sandbox:
-            lines.append("users were left on the hub; `hubstress purge` removes them")
-        if self.shards is not None:
-            lines += shard_lines(self.meta.get("dask", {}).get("cluster", "Dask"), self.shards)
-        if self.accounts_hub:
-            lines += self.account_lines()
-        return "\n".join(lines + self.verdict_lines())
 
     def report_json(self) -> dict[str, Any]:
         out = super().report_json()
@@ -398,52 +370,54 @@ class HubRun(Run):
 
     def account_lines(self) -> list[str]:
         """The hub's figures beside ours, the sandbox's processes, and the bottleneck line."""
-        return report.account_lines(**self._account_inputs())
+        return report.account_lines(**account_inputs(self.record()))
 
-    def _account_inputs(self) -> dict[str, Any]:
-        """What the account and the bottleneck line are computed from (a saved run has the same)."""
-        return {
-            "figures": self.hub_figures(),
-            "records": self.df,
-            "users": self.users_df,
-            "resources": self.resources_df,
-            "meta": self.meta,
-            "sessions": self.frames().get("sessions"),
-        }
+    # -- the report, live or saved (one path: ``engine.record``) -------------------------------
 
-    def report_extra(self) -> list[str]:
+    @classmethod
+    def report_of(cls, record: RunRecord) -> str:
+        dry_run = bool(record.option("dry_run"))
+        line = f"hubstress {record.scenario}: {record.status}"
+        if record.meta.get("endpoint") and not dry_run:
+            line += f" against {record.meta['endpoint']}"
+        if record.meta.get("hub_version"):
+            line += f" (JupyterHub {record.meta['hub_version']})"
+        lines = ["", line]
+        if record.ended and not dry_run and record.meta.get("load_sent") is False:
+            lines += report.no_load_lines(record.error, record.status)
+            return "\n".join(lines + verdict_lines(record))
+        if record.error:
+            lines.append(f"error: {record.error}")
+        if dry_run:
+            return "\n".join([*lines, "dry run: nothing was sent"])
+        lines += report.tables(cls.summary_of(record)) + cls.extra_lines(record)
+        if record.meta.get("leftover_note"):
+            lines.append(record.meta["leftover_note"])
+        elif record.option("keep") and not record.option("sandbox"):
+            lines.append("users were left on the hub; `hubstress purge` removes them")
+        shards = record.frame("shards")
+        if not shards.empty:
+            lines += shard_lines(record.meta.get("dask", {}).get("cluster", "Dask"), shards)
+        if cls.accounts_hub:
+            lines += report.account_lines(**account_inputs(record))
+        return "\n".join(lines + verdict_lines(record))
+
+    @classmethod
+    def extra_lines(cls, record: RunRecord) -> list[str]:
         """Lines a scenario adds after its table."""
         return []
 
-    @classmethod
-    def saved_report(cls, saved) -> str:  # noqa: ANN001 - a SavedRun
-        lines = report.saved_options_line(saved.meta) + report.tables(cls.saved_summary(saved))
-        shards = saved.frames.get("shards")
-        if shards is not None and not shards.empty:
-            cluster = saved.meta.get("meta", {}).get("dask", {}).get("cluster", "Dask")
-            lines += shard_lines(cluster, shards.astype(object).where(shards.notna(), None))
-        return "\n".join(lines + cls.saved_extra(saved) + cls.saved_account_lines(saved))
 
-    @classmethod
-    def saved_extra(cls, saved) -> list[str]:  # noqa: ANN001 - a SavedRun
-        """What a scenario adds after the table of a saved run (as ``report_extra`` live)."""
-        return []
-
-    @classmethod
-    def saved_account_lines(cls, saved) -> list[str]:  # noqa: ANN001 - a SavedRun
-        """The hub's account, the processes, the bottleneck and the verdict, as saved."""
-        meta = saved.meta.get("meta", {})
-        lines: list[str] = []
-        if meta.get("load_sent") is False:  # (runs saved before this was recorded sent load)
-            lines = ["", *report.no_load_lines(saved.meta.get("error"), saved.meta.get("status", ""))]
-        elif cls.accounts_hub:
-            metrics = saved.frames.get("metrics", pd.DataFrame())
-            resources = saved.frames.get("resources", pd.DataFrame())
-            sessions = saved.frames.get("sessions")
-            lines = report.account_lines(
-                hub_figures(metrics), saved.df, saved.users_df, resources, meta, sessions
-            )
-        return lines + list(meta.get("verdict", []))
+def account_inputs(record: RunRecord) -> dict[str, Any]:
+    """What the hub's account and the bottleneck line are computed from."""
+    return {
+        "figures": hub_figures(record.frame("metrics")),
+        "records": record.frame("records"),
+        "users": record.frame("users"),
+        "resources": record.frame("resources"),
+        "meta": record.meta,
+        "sessions": record.frames.get("sessions"),
+    }
 
 
 def shard_lines(cluster: str, shards: pd.DataFrame) -> list[str]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from hubstress_ext.engine.options import ServerOptions, ShardOptions
+from hubstress_ext.engine.record import RunRecord
 from hubstress_ext.engine.spec import option
 from hubstress_ext.errors import OptionError
 from hubstress_ext.http.client import gather_limited
@@ -190,6 +192,7 @@ class SessionRun(UserScenario):
     def __init__(self, options: SessionOptions) -> None:
         super().__init__(options)
         self.plan = options.plan()
+        self.meta["plan"] = options.describe_plan()
         self.sessions = SessionTable()
         self.open_servers: dict[str, UserServer] = {}  # students still in class (their browser tabs)
         self.starter: ServerStarter | None = None
@@ -222,7 +225,6 @@ class SessionRun(UserScenario):
             self.print_plan(opts.describe_plan())
             for student in self.plan:
                 self.print_plan(student.describe())
-        self.meta["plan"] = opts.describe_plan()
         names = await self.create_users(api)
         if api.client.dry_run:
             self.print_plan(
@@ -413,11 +415,8 @@ class SessionRun(UserScenario):
         """One row per student: planned arrival and length, when each step happened, failures."""
         return self.sessions.to_frame()
 
-    def frames(self) -> dict[str, pd.DataFrame]:
-        return {**super().frames(), "sessions": self.sessions_df}
-
-    def summary(self) -> pd.DataFrame:
-        return step_table(self.df, self.users_df)
+    def frame_sources(self) -> dict[str, Callable[[], pd.DataFrame]]:
+        return {**super().frame_sources(), "sessions": lambda: self.sessions_df}
 
     def failures(self) -> pd.DataFrame:
         return failures_by_reason(self.sessions_df)
@@ -425,9 +424,6 @@ class SessionRun(UserScenario):
     def active(self) -> pd.DataFrame:
         """Active sessions per second over the class."""
         return active_over_time(self.sessions_df, self.users_df)
-
-    def report_extra(self) -> list[str]:
-        return session_lines(self.df, self.users_df, self.sessions_df, self.options.describe_plan())
 
     def report_json(self) -> dict[str, Any]:
         sessions = self.sessions_df
@@ -452,14 +448,14 @@ class SessionRun(UserScenario):
     figure = staticmethod(charts.sessions_figure)
 
     @classmethod
-    def saved_summary(cls, saved) -> pd.DataFrame:  # noqa: ANN001 - a SavedRun
-        return step_table(saved.df, saved.users_df)
+    def summary_of(cls, record: RunRecord) -> pd.DataFrame:
+        """Each step of a student's session (login, spawn, kernel, execute...): count, latency."""
+        return step_table(record.frame("records"), record.frame("users"))
 
     @classmethod
-    def saved_extra(cls, saved) -> list[str]:  # noqa: ANN001
-        sessions = saved.frames.get("sessions", pd.DataFrame())
-        plan = saved.meta.get("meta", {}).get("plan", "")
-        return session_lines(saved.df, saved.users_df, sessions, plan) if not sessions.empty else []
+    def extra_lines(cls, record: RunRecord) -> list[str]:
+        plan = record.meta.get("plan", "")
+        return session_lines(record.frame("records"), record.frame("users"), record.frame("sessions"), plan)
 
 
 def session_lines(records: pd.DataFrame, users: pd.DataFrame, sessions: pd.DataFrame, plan: str) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -29,8 +29,28 @@ from hubstress_ext.hub.api import HubAPI
 from hubstress_ext.results.lifecycle import LIFECYCLE_COLUMNS, lifecycle_frame
 from hubstress_ext.results.sessions import SESSION_COLUMNS, SessionRow
 
-if TYPE_CHECKING:
-    from hubstress_ext.hub.scenario import UserScenario
+
+class ShardedRun(Protocol):
+    """What the coordinator reads and writes of the run it shards (``hub.scenario.UserScenario``,
+    which imports this module: declared here, not imported, so the two are no circle)."""
+
+    scenario: str
+    options: Any
+    cluster: Any
+    coordinator: Any
+    meta: dict[str, Any]
+    progress: Any
+    sink: Any
+    users: Any
+    sessions: Any
+    shards: pd.DataFrame | None
+    shard_records: pd.DataFrame | None
+    shard_phase: str
+
+    async def work(self, api: HubAPI, names: list[str], indices: list[int], t0: float | None) -> None: ...
+    async def shard_cleanup(self) -> None: ...
+    def shard_counts(self) -> tuple[int, int]: ...
+
 
 CLEANUP_S = 30.0  # after a stop, a shard's own cleanup (closing kernels) gets this long
 RECORD_TIMES = ("start", "end")
@@ -113,7 +133,7 @@ def shard_options(options: Any, i: int, n: int, token: str | None) -> Any:
     )
 
 
-async def run_user_shards(run: UserScenario, api: HubAPI, names: list[str]) -> None:
+async def run_user_shards(run: ShardedRun, api: HubAPI, names: list[str]) -> None:
     """The scenario's per-user work on the Dask cluster's workers; results merged into ``run``."""
     cluster = run.cluster
     n = max(1, min(len(cluster.workers), len(names)))
@@ -157,7 +177,7 @@ async def run_user_shards(run: UserScenario, api: HubAPI, names: list[str]) -> N
         raise asyncio.CancelledError
 
 
-def absorb(run: UserScenario, coordinator: Coordinator) -> None:
+def absorb(run: ShardedRun, coordinator: Coordinator) -> None:
     """Shards' records, lifecycle rows and sessions into the coordinator's run, on its clock."""
     parts, table = [], []
     for s in coordinator.states:
@@ -182,7 +202,7 @@ def absorb(run: UserScenario, coordinator: Coordinator) -> None:
     run.shards = pd.DataFrame(table)
 
 
-def _update_users(run: UserScenario, users: pd.DataFrame) -> None:
+def _update_users(run: ShardedRun, users: pd.DataFrame) -> None:
     for row in users.to_dict("records"):
         target = run.users[row["user"]]
         for col in LIFECYCLE_COLUMNS:

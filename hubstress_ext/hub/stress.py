@@ -9,6 +9,7 @@ import logging
 import pandas as pd
 
 from hubstress_ext.engine.options import StressOptions
+from hubstress_ext.engine.record import RunRecord
 from hubstress_ext.hub import report
 from hubstress_ext.hub.api import HubAPI
 from hubstress_ext.hub.scenario import UserScenario
@@ -81,17 +82,11 @@ class StressTestRun(UserScenario):
     def phases(self) -> pd.DataFrame:
         return phase_table(self.df, self.users_df)
 
-    def summary(self) -> pd.DataFrame:
-        return self.phases()
-
     def failures(self) -> pd.DataFrame:
         return failures_by_reason(self.users_df)
 
     def spawn_latency(self) -> dict[str, float]:
         return spawn_latency_ms(self.users_df)
-
-    def report_extra(self) -> list[str]:
-        return report.spawn_lines(self.users_df)
 
     def chart_data(self) -> dict[str, pd.DataFrame]:
         return {"users": self.users_df, "resources": self.resources_df}
@@ -99,11 +94,12 @@ class StressTestRun(UserScenario):
     figure = staticmethod(charts.spawn_storm_figure)
 
     @classmethod
-    def saved_summary(cls, saved) -> pd.DataFrame:  # noqa: ANN001 - a SavedRun
-        if saved.users_df.empty:
-            return super().saved_summary(saved)
-        return phase_table(saved.df, saved.users_df)
+    def summary_of(cls, record: RunRecord) -> pd.DataFrame:
+        """Each phase of the storm (create, spawn, ready, stop, delete): count, errors, latency."""
+        if record.frame("users").empty:
+            return super().summary_of(record)
+        return phase_table(record.frame("records"), record.frame("users"))
 
     @classmethod
-    def saved_extra(cls, saved) -> list[str]:  # noqa: ANN001
-        return report.spawn_lines(saved.users_df)
+    def extra_lines(cls, record: RunRecord) -> list[str]:
+        return report.spawn_lines(record.frame("users"))

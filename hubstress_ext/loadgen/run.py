@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import errno
-import gc
-import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from hubstress_ext.cluster.coordinator import degraded
-from hubstress_ext.engine.run import Run
+from hubstress_ext.engine.record import RunRecord
+from hubstress_ext.engine.run import Run, verdict_lines
 from hubstress_ext.errors import RunError
 from hubstress_ext.loadgen import report
-from hubstress_ext.loadgen.body import BodyTemplate
 from hubstress_ext.loadgen.connection import Target
 from hubstress_ext.loadgen.endpoint import AUTH_STATUSES, auth_hint
+from hubstress_ext.loadgen.load import (
+    BEHIND_LAG_MS,
+    BEHIND_RATE,
+    STOP_GRACE_S,
+    LoadResult,
+    Schedule,
+    check_reachable,
+    run_load,
+)
 from hubstress_ext.loadgen.loops import ClosedLoop, OpenLoop
 from hubstress_ext.loadgen.options import LoadOptions
 from hubstress_ext.loadgen.recorder import Recorder
@@ -28,115 +34,6 @@ from hubstress_ext.results import charts
 
 PHASE = "requests"
 TICK_S = 0.5
-STOP_GRACE_S = 1.0  # after Ctrl-C / stop(): how long answers in flight may still arrive
-BEHIND_LAG_MS = 5.0  # open loop: scheduler p99 lateness above this means the generator lagged
-BEHIND_RATE = 0.97  # ...or sending below this fraction of the asked rate
-
-
-async def check_reachable(target: Target, timeout: float) -> None:
-    """One TCP connect before the load, so a wrong URL is one clear error, not N failures."""
-    try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(target.host, target.port, ssl=target.scheme == "https" or None), timeout
-        )
-    except TimeoutError:
-        raise RunError(f"cannot connect to {target.url}: no answer within {timeout:g} s") from None
-    except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        if exc.errno == errno.ECONNREFUSED:
-            reason += " (is the server running on that port?)"
-        raise RunError(f"cannot connect to {target.url}: {reason}") from None
-    writer.close()
-
-
-@dataclass
-class Schedule:
-    """An open loop's schedule: how much was scheduled in which window, how late the sender was."""
-
-    scheduled: int
-    window_s: float
-    start: float  # when the schedule began, in the records' time base (s)
-    lag_s: np.ndarray  # dispatch time - scheduled time, per request
-    waited_for_connection: int
-
-
-@dataclass
-class LoadResult:
-    """One load's outcome, from one process or merged from many shards."""
-
-    frame: pd.DataFrame  # one row per request (``loadgen.recorder``; + shard/worker when sharded)
-    elapsed: float  # seconds the load was applied
-    cpu: float  # the generator's CPU seconds (all shards together)
-    schedule: Schedule | None = None  # open loop only
-    shards: pd.DataFrame | None = None  # sharded: one row per shard (``cluster``)
-    warnings: list[str] = field(default_factory=list)
-
-
-async def run_load(
-    opts: LoadOptions,
-    recorder: Recorder,
-    *,
-    on_loop=None,
-    grace: float | None = None,
-    headers: dict[str, str] | None = None,
-    phase: float = 0.0,
-    start: float | None = None,
-) -> LoadResult:
-    """Drive one load to its end in this process.
-
-    The objects that exist when the load starts are frozen out of the garbage collector
-    for its duration (``gc.freeze``): answers parsed as JSON allocate many containers, and
-    each collection would otherwise walk the whole process (pandas, the notebook, earlier
-    runs). Measured: 2.7x the requests per second on 60 KB JSON answers (README).
-
-    ``headers`` are added to every request, ``phase`` delays an open loop's schedule and
-    ``start`` (monotonic) anchors it: a shard's part of a run spread over several processes.
-    """
-    t0 = time.monotonic() if start is None else start
-    target = Target(opts.url, opts.method, {**opts.headers(), **(headers or {})})
-    body = BodyTemplate(opts.template if isinstance(opts.template, dict) else None)
-    render = body.render if target.method != "GET" else _no_body
-    common = dict(requests=opts.requests, deadline=t0 + opts.time_limit, timeout=opts.timeout)
-    if opts.open_loop:
-        load: ClosedLoop | OpenLoop = OpenLoop(
-            target,
-            render,
-            recorder,
-            rate=opts.rate,
-            arrival=opts.arrival,
-            max_connections=opts.max_connections,
-            seed=opts.seed,
-            phase=phase,
-            start=t0,
-            **common,
-        )
-    else:
-        load = ClosedLoop(target, render, recorder, workers=opts.workers, **common)
-    if on_loop is not None:
-        on_loop(load)
-    cpu0 = time.process_time()
-    gc.freeze()  # what exists now is never garbage-collected during the load (see below)
-    try:
-        await load.run(opts.timeout if grace is None else grace)
-    finally:
-        gc.unfreeze()
-    end = time.monotonic()
-    if load.stopping and recorder.done:  # rates over the time load was actually applied
-        end = min(end, max(recorder.done))
-    schedule = None
-    if isinstance(load, OpenLoop):
-        schedule = Schedule(
-            load.scheduled,
-            load.window_s,
-            load.started - recorder.origin,
-            np.asarray(load.scheduler_lag),
-            load.waited_for_connection,
-        )
-    return LoadResult(recorder.to_frame(), max(end - t0, 1e-9), time.process_time() - cpu0, schedule)
-
-
-def _no_body() -> None:
-    return None
 
 
 def _refused_status(statuses: list[int]) -> int | None:
@@ -197,13 +94,16 @@ class LoadRun(Run):
             return merged_frame(list(self.shard_states), c.start, c.start_local)
         return self.recorder.to_frame() if self.recorder is not None else Recorder().to_frame()
 
-    def report(self) -> str:
-        lines = ["", f"hubstress {self.scenario}: {self.status} against {self.options.url}"]
-        if self.error:
-            lines.append(f"error: {self.error}")
-        return "\n".join(lines + self.report_body() + self.verdict_lines())
+    @classmethod
+    def report_of(cls, record: RunRecord) -> str:
+        lines = ["", f"hubstress {record.scenario}: {record.status} against {record.option('url')}"]
+        if record.error:
+            lines.append(f"error: {record.error}")
+        lines += cls.body_lines(record) + report.shard_lines(record.meta)
+        return "\n".join(lines + verdict_lines(record))
 
-    def report_body(self) -> list[str]:
+    @classmethod
+    def body_lines(cls, record: RunRecord) -> list[str]:
         """The figures below the report's status line."""
         return []
 
@@ -319,10 +219,12 @@ class BenchRun(LoadRun):
             return self.result.shards
         return pd.DataFrame([s.row() for s in self.shard_states])
 
-    def summary(self) -> pd.DataFrame:
-        """The headline figures as a one-row table (errors by reason as ``errors`` dict)."""
-        stats = dict(self.stats or bench_stats(self.df, self._elapsed()))
-        return pd.DataFrame([stats])
+    @classmethod
+    def summary_of(cls, record: RunRecord) -> pd.DataFrame:
+        """The headline figures as a one-row table (errors by reason as ``errors`` dict); while
+        the load runs, from the records so far."""
+        stats = record.meta.get("stats") or bench_stats(record.frame("records"), record.elapsed(time.time()))
+        return pd.DataFrame([dict(stats)])
 
     def timeline(self, bin_s: float = 1.0) -> pd.DataFrame:
         return timeline(self.df, bin_s)
@@ -339,14 +241,15 @@ class BenchRun(LoadRun):
 
     figure = staticmethod(charts.bench_figure)
 
-    def report_body(self) -> list[str]:
-        lines = report.bench_lines(self.stats) if self.stats else []
-        return lines + report.shard_lines(self.meta)
+    @classmethod
+    def body_lines(cls, record: RunRecord) -> list[str]:
+        stats = record.meta.get("stats")
+        return report.bench_lines(stats) if stats else []
 
-    def frames(self) -> dict[str, pd.DataFrame]:
-        out = {"records": self.df}
+    def frame_sources(self) -> dict[str, Callable[[], pd.DataFrame]]:
+        out = {"records": lambda: self.df}
         if self.result is not None and self.result.shards is not None:
-            out["shards"] = self.result.shards
+            out["shards"] = lambda: self.result.shards
         return out
 
     def figures(self) -> dict[str, float]:
@@ -369,13 +272,3 @@ class BenchRun(LoadRun):
             out["shard_table"] = self.meta["shards"]
             out["warnings"] = self.meta.get("warnings", [])
         return out
-
-    @classmethod
-    def saved_summary(cls, saved) -> pd.DataFrame:  # noqa: ANN001 - a SavedRun
-        return pd.DataFrame([saved.meta.get("meta", {}).get("stats", {})])
-
-    @classmethod
-    def saved_report(cls, saved) -> str:  # noqa: ANN001
-        meta = saved.meta.get("meta", {})
-        stats = meta.get("stats") or {"requests": 0, "ok": 0, "errors": {}}
-        return "\n".join(report.bench_lines(stats) + report.shard_lines(meta))

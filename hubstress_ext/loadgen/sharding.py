@@ -22,10 +22,7 @@ from hubstress_ext.cluster.target import Cluster
 from hubstress_ext.engine.shard_job import OptionsShardJob
 from hubstress_ext.errors import OptionError
 from hubstress_ext.loadgen.connection import Target
-from hubstress_ext.loadgen.loops import ClosedLoop, OpenLoop
-from hubstress_ext.loadgen.options import LoadOptions
-from hubstress_ext.loadgen.recorder import Recorder
-from hubstress_ext.loadgen.run import (
+from hubstress_ext.loadgen.load import (
     BEHIND_LAG_MS,
     STOP_GRACE_S,
     LoadResult,
@@ -33,6 +30,9 @@ from hubstress_ext.loadgen.run import (
     check_reachable,
     run_load,
 )
+from hubstress_ext.loadgen.loops import ClosedLoop, OpenLoop
+from hubstress_ext.loadgen.options import LoadOptions
+from hubstress_ext.loadgen.recorder import Recorder
 
 SHARD_HEADER = "X-Hubstress-Shard"
 BUSY_CPU_PCT = 90.0  # a shard above this was itself the limit, not the target

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
 from hubstress_ext.cluster.coordinator import degraded
+from hubstress_ext.engine.record import RunRecord
 from hubstress_ext.errors import RunError
 from hubstress_ext.loadgen import report
 from hubstress_ext.loadgen.connection import Target
@@ -155,20 +157,27 @@ class SweepRun(LoadRun):
         """Every measured request of every cell (warm-ups excluded)."""
         return pd.concat(self.records, ignore_index=True) if self.records else pd.DataFrame()
 
-    def summary(self) -> pd.DataFrame:
-        cols = [c for c in CELL_COLUMNS if c in self.df]
-        return self.df[cols]
+    @classmethod
+    def summary_of(cls, record: RunRecord) -> pd.DataFrame:
+        """One row per cell: workers, batch size, QPS, latency, CPU."""
+        cells = record.frame("cells")
+        if cells.empty:
+            return pd.DataFrame(columns=CELL_COLUMNS)
+        return cells[[c for c in CELL_COLUMNS if c in cells]]
 
     def best(self) -> dict[str, Any] | None:
         return best_cell(self.df, self.options.max_p99_ms)
 
-    def frames(self) -> dict[str, pd.DataFrame]:
+    def frame_sources(self) -> dict[str, Callable[[], pd.DataFrame]]:
+        return {"cells": self._cells_frame, "records": lambda: self.records_df}
+
+    def _cells_frame(self) -> pd.DataFrame:
         df = self.df.copy()
-        if "errors_by_reason" in df:
+        if "errors_by_reason" in df:  # a dict per cell, as text a CSV keeps
             df["errors_by_reason"] = df["errors_by_reason"].map(
                 lambda d: ";".join(f"{k}={v}" for k, v in d.items())
             )
-        return {"cells": df, "records": self.records_df}
+        return df
 
     def pivot(self, value: str = "qps") -> pd.DataFrame:
         """``value`` over workers (rows) x batch size (columns): what the heatmaps show."""
@@ -182,24 +191,15 @@ class SweepRun(LoadRun):
 
     figure = staticmethod(charts.sweep_figure)
 
-    def report_body(self) -> list[str]:
-        lines = report.sweep_lines(self.summary(), self.best(), self.options.max_p99_ms)
-        return lines + report.shard_lines(self.meta)
+    @classmethod
+    def body_lines(cls, record: RunRecord) -> list[str]:
+        max_p99_ms = record.option("max_p99_ms")
+        best = record.meta["best"] if "best" in record.meta else best_cell(record.frame("cells"), max_p99_ms)
+        return report.sweep_lines(cls.summary_of(record), best, max_p99_ms)
 
     def report_json(self) -> dict[str, Any]:
         cells = json.loads(self.df.to_json(orient="records"))
         return {**super().report_json(), "cells": cells, "best": self.best()}
-
-    @classmethod
-    def saved_summary(cls, saved) -> pd.DataFrame:  # noqa: ANN001 - a SavedRun
-        return saved.cells_df
-
-    @classmethod
-    def saved_report(cls, saved) -> str:  # noqa: ANN001
-        best = saved.meta.get("meta", {}).get("best")
-        return "\n".join(
-            report.sweep_lines(saved.cells_df, best, saved.meta.get("options", {}).get("max_p99_ms"))
-        )
 
 
 def best_cell(cells: pd.DataFrame, max_p99_ms: float | None = None) -> dict[str, Any] | None:

@@ -193,21 +193,14 @@ def follow(run: Any, background: bool = False) -> Any:
     if background:
         _save_when_done(run, view, wait=False)
         return run
-    presses = 0
     while True:
         try:
             if run.wait(0.2):
                 break
         except KeyboardInterrupt:
-            presses += 1
-            run.request_stop()
-            if presses == 1:
-                print(
-                    "interrupted: stopping and cleaning up (interrupt again to leave at once)",
-                    file=sys.stderr,
-                )
-            elif presses == 2:
-                print("leaving now: `%hubstress purge` removes what is left", file=sys.stderr)
+            message = run.interrupt(purge="%hubstress purge")
+            if message:
+                print(message, file=sys.stderr)
     _save_when_done(run, view, wait=True)
     show_static(run, view)
     if run.error:
@@ -219,8 +212,9 @@ def _save_when_done(run: Any, view: Any, wait: bool) -> None:
     def finish() -> None:
         run.wait()
         view.join(10)
-        if run.save_dir and run.status != "failed":
-            print(f"saved run to {run.save(run.save_dir)}")
+        saved = run.finish()
+        if saved is not None:
+            print(f"saved run to {saved}")
 
     if wait:
         finish()

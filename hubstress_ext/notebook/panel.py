@@ -189,14 +189,19 @@ class Panel:
     def stop(self) -> None:
         """Stop the run (press twice to skip clean-up)."""
         if self.run is not None:
-            self.run.request_stop()
+            message = self.run.interrupt(purge="%hubstress purge")
+            if message:
+                self.error.value = html.escape(message, quote=False)
 
     def _when_done(self, run: Any) -> None:
         run.wait()
         self.view.join(10)
+        saved = run.finish()
         self.start_button.disabled, self.stop_button.disabled = False, True
         if run.error:
             self._show_error(run.error)
+        elif saved is not None:
+            self.error.value = html.escape(f"saved run to {saved}", quote=False)
 
     def _show_error(self, message: str) -> None:
         self.error.value = f'<span style="color:#c00">{html.escape(message, quote=False)}</span>'

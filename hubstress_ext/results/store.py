@@ -18,33 +18,37 @@ META = "meta.json"
 
 
 def save_run(run: Any, directory: str | Path) -> Path:
-    """Write the run under ``directory/<timestamp>-<scenario>/`` and return that path."""
-    stamp = dt.datetime.fromtimestamp(run.started_at or 0).strftime("%Y%m%d-%H%M%S")
+    """Write the run's record (``run.record()``) under ``directory/<timestamp>-<scenario>/``
+    and return that path. Each frame's column types go into ``meta.json`` so that reading it
+    back gives the frames the live report read (a CSV alone loses them)."""
+    record = run.record()
+    stamp = dt.datetime.fromtimestamp(record.started_at or 0).strftime("%Y%m%d-%H%M%S")
     base = Path(directory)
-    path = base / f"{stamp}-{run.scenario}"
+    path = base / f"{stamp}-{record.scenario}"
     n = 1
     while path.exists():
         n += 1
-        path = base / f"{stamp}-{run.scenario}-{n}"
+        path = base / f"{stamp}-{record.scenario}-{n}"
     path.mkdir(parents=True)
+    frames = {stem: frame for stem, frame in record.frames.items() if not frame.empty}
     meta = {
         "tool": "hubstress",
         "version": __version__,
-        "scenario": run.scenario,
-        "status": run.status,
-        "error": run.error,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "options": run.options.public(),
-        "meta": run.meta,
+        "scenario": record.scenario,
+        "status": record.status,
+        "error": record.error,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "options": record.options,
+        "meta": record.meta,
+        "dtypes": {stem: {str(c): str(t) for c, t in frame.dtypes.items()} for stem, frame in frames.items()},
     }
     text = json.dumps(meta, indent=2, default=str)
     for secret in getattr(run, "secrets", []):  # defence in depth: no secret ever reaches disk
         text = text.replace(secret, "***")
     (path / META).write_text(text + "\n")
-    for stem, frame in run.frames().items():
-        if not frame.empty:
-            frame.to_csv(path / f"{stem}.csv", index=False)
+    for stem, frame in frames.items():
+        frame.to_csv(path / f"{stem}.csv", index=False)
     return path
 
 
@@ -58,9 +62,30 @@ def read_run(path: str | Path) -> tuple[Path, dict[str, Any], dict[str, pd.DataF
     frames = {}
     for csv in sorted(path.glob("*.csv")):
         df = pd.read_csv(csv)
-        if "will_retry" in df:
-            df["will_retry"] = df["will_retry"].astype(bool)
-        if "status" in df and pd.api.types.is_numeric_dtype(df["status"]):  # HTTP statuses
-            df["status"] = df["status"].astype("Int64")
-        frames[csv.stem] = df
+        types = meta.get("dtypes", {}).get(csv.stem)
+        frames[csv.stem] = _typed(df, types) if types else _guess_types(df)
     return path, meta, frames
+
+
+def _typed(df: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
+    """Each column back to the type it had when saved; a text column's blanks back to None."""
+    for column, kind in types.items():
+        if column not in df:
+            continue
+        if kind == "object":
+            df[column] = df[column].astype(object).where(df[column].notna(), None)
+            continue
+        try:
+            df[column] = df[column].astype(kind)
+        except (TypeError, ValueError):  # a type the CSV cannot bring back: left as read
+            pass
+    return df
+
+
+def _guess_types(df: pd.DataFrame) -> pd.DataFrame:
+    """Runs saved before the types were: the two columns whose type the reports rely on."""
+    if "will_retry" in df:
+        df["will_retry"] = df["will_retry"].astype(bool)
+    if "status" in df and pd.api.types.is_numeric_dtype(df["status"]):  # HTTP statuses
+        df["status"] = df["status"].astype("Int64")
+    return df

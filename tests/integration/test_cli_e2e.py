@@ -32,13 +32,27 @@ def env_for(hub):
     return env
 
 
+def tagged_processes(tag: str) -> list[str]:
+    """Live processes whose environment has HUBSTRESS_TEST_TAG=tag (a child inherits it)."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if proc.environ().get("HUBSTRESS_TEST_TAG") == tag and proc.status() != "zombie":
+                found.append(" ".join(proc.info["cmdline"] or []))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
 def no_hub_processes_left(pids):
     return not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
 
 
 def test_sandbox_stress_test_main_command(tmp_path):
     """The README's main job (with the sim spawner for speed): real hub up, run, report, hub gone."""
-    before = {p.pid for p in psutil.process_iter()}
+    # the processes this command started carry its tag in their environment (another test
+    # process may be running sandbox hubs of its own at the same time)
+    tag = f"main-command-{os.getpid()}-{time.monotonic_ns()}"
     result = hubstress(
         "stress-test",
         "--sandbox",
@@ -50,6 +64,7 @@ def test_sandbox_stress_test_main_command(tmp_path):
         "3",
         "--save",
         str(tmp_path),
+        env={**os.environ, "HUBSTRESS_TEST_TAG": tag},
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -59,13 +74,7 @@ def test_sandbox_stress_test_main_command(tmp_path):
     (run_dir,) = tmp_path.iterdir()
     report = hubstress("report", str(run_dir))
     assert report.returncode == 0 and "ready" in report.stdout and "6/6 ready" in report.stdout
-    leftovers = [
-        p
-        for p in psutil.process_iter(["pid", "cmdline"])
-        if p.pid not in before
-        and any("jupyterhub" in c or "hubstress_ext.sandbox" in c for c in (p.info["cmdline"] or []))
-    ]
-    assert leftovers == []
+    assert tagged_processes(tag) == []
 
 
 @pytest.mark.timeout(400)

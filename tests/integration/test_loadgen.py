@@ -129,7 +129,7 @@ def test_sweep_sets_batch_size_reads_cpu_and_saves(endpoint, tmp_path):
     best = run.best()
     assert best["qps"] == cells["qps"].max()
     saved = load_run(run.save(tmp_path))
-    assert len(saved.cells_df) == 4 and saved.meta["meta"]["best"]["qps"] == best["qps"]
+    assert len(saved.cells_df) == 4 and saved.meta["best"]["qps"] == best["qps"]
     assert run.pivot("qps").shape == (2, 2)
 
 

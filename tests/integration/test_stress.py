@@ -125,7 +125,7 @@ def test_hub_metrics_are_scraped_during_the_run_and_saved(sim_hub, clean_hub, tm
     assert per_scrape.iloc[-1] - per_scrape.iloc[0] == 4
     assert (run.df["op"] == "metrics").sum() == metrics["time"].nunique()  # each scrape is a record
     saved = run.save(tmp_path)
-    assert (saved / "metrics.csv").is_file() and load_run(saved).meta["status"] == "finished"
+    assert (saved / "metrics.csv").is_file() and load_run(saved).status == "finished"
 
 
 def test_metrics_scrape_without_the_scope_is_one_warning(sim_hub, clean_hub, monkeypatch):

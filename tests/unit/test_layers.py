@@ -8,6 +8,7 @@ from pathlib import Path
 import hubstress_ext
 
 ROOT = Path(hubstress_ext.__file__).parent
+BENCHMARKS = ROOT.parent / "benchmarks"
 LAYERS = {
     "cli": 5,
     "notebook": 5,
@@ -67,3 +68,74 @@ def test_every_import_points_down_or_stays_in_its_package():
 def test_every_package_has_a_layer():
     packages = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert packages <= set(LAYERS), packages - set(LAYERS)
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Module -> the project's modules it imports (any import: in functions, TYPE_CHECKING).
+    The benchmarks import each other by file name (their folder is on ``sys.path``)."""
+    modules = {}
+    for path in ROOT.rglob("*.py"):
+        parts = path.relative_to(ROOT.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    for path in BENCHMARKS.glob("*.py"):
+        modules[f"benchmarks.{path.stem}"] = path
+    graph = {}
+    for name, path in modules.items():
+        deps = set()
+        for _, module in imports(path):
+            for candidate in (module, f"benchmarks.{module}"):
+                if candidate in modules:
+                    deps.add(candidate)
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):  # from hubstress_ext.engine import registry: a module too
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                deps |= {f"{node.module}.{a.name}" for a in node.names} & set(modules)
+        deps.discard(name)
+        graph[name] = deps
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles (strongly connected groups of more than one module), Tarjan's way."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for dep in graph[node]:
+            if dep not in index:
+                visit(dep)
+                low[node] = min(low[node], low[dep])
+            elif dep in stack:
+                low[node] = min(low[node], index[dep])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                top = stack.pop()
+                group.append(top)
+                if top == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_circles_inside_a_package_or_among_the_benchmarks():
+    graph = module_graph()
+    assert "hubstress_ext.engine.registry" in graph and "benchmarks.batching" in graph
+    # a package's __init__ re-exports its modules: that is its facade, not a circle
+    for name in list(graph):
+        if (ROOT / Path(*name.split(".")[1:]) / "__init__.py").exists():
+            graph[name] = set()
+    assert circles(graph) == []
+
+
+def test_the_circle_finder_finds_a_circle():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
