@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from original_approach import run as run_original  # noqa: E402
 
-from hubstress_ext.engine.options import StressOptions  # noqa: E402
+from hubstress_ext.hub.options import StressOptions  # noqa: E402
 from hubstress_ext.hub.stress import StressTestRun  # noqa: E402
 from hubstress_ext.sandbox.hub import Sandbox  # noqa: E402
 

@@ -61,15 +61,28 @@ class ModelError(HubstressError):
         self.error_id = error_id
 
 
+def setting(default: Any, help: str, choices: tuple[Any, ...] = ()) -> Any:  # noqa: A002
+    """A batching setting: its default and its help, declared here once; the Jupyter config
+    (traitlets), ``hubstress serve``'s flags and the config API are made from it."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
 @dataclass
 class BatchSettings:
-    batch_size: int = 5
-    max_wait_ms: float = 20.0
-    max_queue: int = 1000
-    deadline_ms: float = 30_000.0  # default per-request deadline; a client may only shorten it
-    max_delay_ms: float = 1000.0  # refuse an arrival whose batch would start later than this (0: off)
-    latency_slo_ms: float = 0.0  # > 0: adaptive batch size and admission against this p99 target
-    refuse_status: int = 503  # or 429: the status of a refusal (both carry Retry-After)
+    batch_size: int = setting(5, "Dispatch a batch when this many items are queued.")
+    max_wait_ms: float = setting(20.0, "...or when the oldest item has waited this long; 0 = greedy.")
+    max_queue: int = setting(1000, "Refuse beyond this many queued items.")
+    # a client may only shorten it
+    deadline_ms: float = setting(
+        30_000.0, "Per-request deadline (clients may shorten it); 504 when it expires queued."
+    )
+    max_delay_ms: float = setting(
+        1000.0, "Refuse an arrival whose predicted wait for its batch is longer; 0 = off."
+    )
+    latency_slo_ms: float = setting(
+        0.0, "Adaptive mode: batch size chosen for throughput with p99 under this; 0 = off."
+    )
+    refuse_status: int = setting(503, "Status of a refusal, with Retry-After.", choices=(503, 429))
 
     def validate(self) -> None:
         if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:

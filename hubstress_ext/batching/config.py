@@ -1,18 +1,20 @@
-"""The batching endpoint's settings, declared once (traitlets) for both of its homes.
+"""The batching endpoint's settings as Jupyter config and as ``hubstress serve``'s flags.
 
-The Jupyter server extension reads them from Jupyter's config (``c.HubstressBatching.batch_size
-= 8``); ``hubstress serve`` makes one flag per setting from the same declarations
-(:func:`add_flags`), with the same defaults and help, and builds the same objects from them
-(:meth:`HubstressBatching.settings`, :meth:`HubstressBatching.limits`). The default values
-are those of the objects they build (``BatchSettings``, ``HttpLimits``), written there once.
+Each batcher setting is declared once, as a field of ``BatchSettings`` (its default and help);
+its traitlet is made from that field, so the Jupyter server extension reads it from Jupyter's
+config (``c.HubstressBatching.batch_size = 8``), ``hubstress serve`` makes one flag per trait
+(:func:`add_flags`), the config API answers with the same names (``BatchingService.config``)
+and the sweep sets ``batch_size`` through it. The HTTP limits' traits take their defaults from
+``HttpLimits``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
-from traitlets import Enum, Float, Integer, Unicode
+from traitlets import Enum, Float, Integer, TraitType, Unicode
 from traitlets.config import Configurable
 
 from hubstress_ext.batching.batcher import BatchSettings
@@ -21,38 +23,29 @@ from hubstress_ext.batching.limits import HttpLimits
 _SERVE_ONLY = "(hubstress serve only: the Jupyter server has its own HTTP limits)"
 
 
-class HubstressBatching(Configurable):
+def _trait(f: dataclasses.Field) -> TraitType:
+    """The Jupyter-config trait of one ``BatchSettings`` field: its type, default and help."""
+    meta = f.metadata
+    if meta.get("choices"):
+        return Enum(list(meta["choices"]), f.default, config=True, help=meta["help"])
+    kind = Integer if isinstance(f.default, int) else Float
+    return kind(f.default, config=True, help=meta["help"])
+
+
+# the batcher's settings, each declared once (``batching.batcher.BatchSettings``), as traits
+BATCH_SETTINGS = [f.name for f in dataclasses.fields(BatchSettings)]
+_BatchSettingTraits = type(
+    "_BatchSettingTraits",
+    (Configurable,),
+    {"__module__": __name__, **{f.name: _trait(f) for f in dataclasses.fields(BatchSettings)}},
+)
+
+
+class HubstressBatching(_BatchSettingTraits):
     """The micro-batching endpoint: when to dispatch, when to refuse, which model."""
 
     model = Unicode(
         "echo", config=True, help="Built-in model (echo, echo-async, mlp, device-sim) or 'module:function'."
-    )
-    batch_size = Integer(
-        BatchSettings.batch_size, config=True, help="Dispatch a batch when this many items are queued."
-    )
-    max_wait_ms = Float(
-        BatchSettings.max_wait_ms,
-        config=True,
-        help="...or when the oldest item has waited this long; 0 = greedy.",
-    )
-    max_queue = Integer(BatchSettings.max_queue, config=True, help="Refuse beyond this many queued items.")
-    deadline_ms = Float(
-        BatchSettings.deadline_ms,
-        config=True,
-        help="Per-request deadline (clients may shorten it); 504 when it expires queued.",
-    )
-    max_delay_ms = Float(
-        BatchSettings.max_delay_ms,
-        config=True,
-        help="Refuse an arrival whose predicted wait for its batch is longer; 0 = off.",
-    )
-    latency_slo_ms = Float(
-        BatchSettings.latency_slo_ms,
-        config=True,
-        help="Adaptive mode: batch size chosen for throughput with p99 under this; 0 = off.",
-    )
-    refuse_status = Enum(
-        [503, 429], BatchSettings.refuse_status, config=True, help="Status of a refusal, with Retry-After."
     )
     max_body_bytes = Integer(HttpLimits.max_body_bytes, config=True, help="Larger bodies get 413.")
     header_timeout = Float(
@@ -68,15 +61,7 @@ class HubstressBatching(Configurable):
 
     def settings(self) -> BatchSettings:
         """The batcher's settings (validated: ValueError names the bad one)."""
-        settings = BatchSettings(
-            self.batch_size,
-            self.max_wait_ms,
-            self.max_queue,
-            self.deadline_ms,
-            self.max_delay_ms,
-            self.latency_slo_ms,
-            self.refuse_status,
-        )
+        settings = BatchSettings(**{name: getattr(self, name) for name in BATCH_SETTINGS})
         settings.validate()
         return settings
 
@@ -90,11 +75,16 @@ class HubstressBatching(Configurable):
         return limits
 
 
+# the order of the flags in `hubstress serve --help`: the model, the batcher's settings as
+# declared, then the HTTP limits
+FLAG_ORDER = ["model", *BATCH_SETTINGS, "max_body_bytes", "header_timeout", "body_timeout"]
+
+
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """One ``--flag`` per setting, typed, with the trait's default and help."""
     kinds = {Integer: int, Float: float, Unicode: str}
     traits = HubstressBatching.class_traits(config=True)
-    for name in [n for n in vars(HubstressBatching) if n in traits]:  # in declaration order
+    for name in FLAG_ORDER:
         trait = traits[name]
         kw: dict[str, Any] = {"default": trait.default_value, "dest": name, "metavar": _metavar(name, trait)}
         if isinstance(trait, Enum):

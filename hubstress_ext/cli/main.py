@@ -20,10 +20,10 @@ from collections.abc import Iterator, Sequence
 from hubstress_ext.engine import argv as scenario_argv
 from hubstress_ext.engine import registry
 from hubstress_ext.engine.logs import setup_logging
-from hubstress_ext.engine.options import ENV_ENDPOINT, ENV_HUB_TOKEN, SandboxCommandOptions
 from hubstress_ext.engine.run import Run
 from hubstress_ext.engine.spec import build
 from hubstress_ext.errors import OptionError
+from hubstress_ext.hub.options import ENV_ENDPOINT, ENV_HUB_TOKEN, SandboxCommandOptions
 from hubstress_ext.version import __version__
 
 log = logging.getLogger("hubstress")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hubstress_ext.engine import registry
-from hubstress_ext.engine.spec import UNSET, Opt, options_of
+from hubstress_ext.engine.spec import UNSET, Opt, options_of, warn_alias
 from hubstress_ext.errors import OptionError
 
 HELP_DEFAULTS_HIDDEN = (None, False, "", {})
@@ -73,6 +73,24 @@ def add_options(
             if opt.spec.bare is not UNSET:  # --log-to-file alone: a temp file
                 kw["nargs"], kw["const"] = "?", opt.spec.bare
         parser.add_argument(*opt.spec.flags, opt.flag, **kw)
+        if opt.spec.aliases:  # the old spellings: accepted, not listed, each use warned about
+            old = {**kw, "help": argparse.SUPPRESS, "action": _old_flag(opt)}
+            parser.add_argument(*opt.spec.aliases, **old)
+
+
+def _old_flag(opt: Opt) -> type[argparse.Action]:
+    """An argparse action for an old flag of ``opt``: warns, then stores (or sets) its value."""
+
+    class OldFlag(argparse.Action):
+        def __init__(self, option_strings, dest, nargs=None, **kw):  # noqa: ANN001
+            kw.pop("type", None) if opt.kind is bool else None
+            super().__init__(option_strings, dest, nargs=0 if opt.kind is bool else nargs, **kw)
+
+        def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+            warn_alias(option_string or self.option_strings[0], opt)
+            setattr(namespace, self.dest, True if opt.kind is bool else values)
+
+    return OldFlag
 
 
 def _metavar(opt: Opt) -> str:
@@ -83,19 +101,18 @@ def _metavar(opt: Opt) -> str:
     return opt.name.upper()
 
 
-def hub_options_types() -> list[type]:
-    """The options of scenarios that target a hub: also accepted before the scenario's name."""
-    from hubstress_ext.engine.options import HubOptions
-
+def before_command_types() -> list[type]:
+    """The options types also accepted before the scenario's name (``Options.before_command``:
+    the hub scenarios', as the original script took them)."""
     types = (registry.scenario(n).options_type for n in registry.names())
-    return [t for t in types if issubclass(t, HubOptions)]
+    return [t for t in types if getattr(t, "before_command", False)]
 
 
 def add_global_options(parser: argparse.ArgumentParser) -> None:
-    """Every hub scenario's options at the top level (each name once), as the original script
-    took them; not listed in the top-level help (each subcommand's help lists its own)."""
+    """Those options at the top level (each name once), not listed in the top-level help:
+    each subcommand's help lists its own."""
     seen: set[str] = set()
-    for options_type in hub_options_types():
+    for options_type in before_command_types():
         fresh = {o.name for o in options_of(options_type)} - seen
         add_options(parser, options_type, fresh, hidden=True)
         seen |= fresh
@@ -131,7 +148,7 @@ def scenario_values(args: argparse.Namespace) -> dict[str, Any]:
     values = {k: v for k, v in vars(args).items() if k not in ("command", "json", "scenario_file")}
     stray = sorted(set(values) - known)
     if stray:
-        flag = next(o.flag for t in hub_options_types() for o in options_of(t) if o.name == stray[0])
+        flag = next(o.flag for t in before_command_types() for o in options_of(t) if o.name == stray[0])
         raise OptionError(f"{flag} is not an option of {name}")
     path = getattr(args, "scenario_file", None)
     if path is not None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hubstress_ext.engine import registry
-from hubstress_ext.engine.spec import options_of
+from hubstress_ext.engine.spec import find_option, options_of
 from hubstress_ext.errors import OptionError
 
 
@@ -45,7 +45,7 @@ def file_values(path: str | Path, scenario: str | None = None) -> tuple[str, dic
     opts = {o.name: o for o in options_of(registry.scenario(name).options_type)}
     values: dict[str, Any] = {}
     for key, value in data.items():
-        opt = opts.get(key.replace("-", "_"))
+        opt = find_option(registry.scenario(name).options_type, key)
         if opt is None:
             raise OptionError(
                 f"scenario file {path}: {key!r} is not an option of {name} (known: {', '.join(sorted(opts))})"

@@ -8,9 +8,10 @@ One small grammar, the same in the CLI, the magic, the panel and a scenario file
     UNIT  := s | ms | %                     (none: the figure's own unit, e.g. a count)
 
 Figures are a run's own (``Run.figures()``): latencies in seconds (``ms`` is converted), rates
-as fractions (``1%`` is 0.01), counts as numbers. A rule on the hub's figures (``hub.*``,
-``proxy.*``) is skipped, with a note, when the hub's metrics or the sandbox's processes were
-not available: the verdict then rests on the client's figures. A figure no run has is a
+as fractions (``1%`` is 0.01), counts as numbers. A rule on a figure the scenario declares
+optional (``Run.optional_figures``: a hub run's ``hub.*``, ``proxy.*``, ``servers.*``, from
+the hub's metrics and the sandbox's processes) is skipped, with a note, when the run could not
+see it: the verdict then rests on the client's figures. Any other figure the run lacks is a
 failed rule naming the known ones (a typo must not pass).
 """
 
@@ -33,7 +34,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
 }
 _SCALE = {"ms": 0.001, "s": 1.0, "%": 0.01, None: 1.0}
-OPTIONAL_PREFIXES = ("hub.", "proxy.", "servers.")  # figures a run may lack (no metrics, no sandbox)
 
 
 @dataclass(frozen=True)
@@ -90,16 +90,19 @@ def normalize(value: object) -> list[str]:
     raise OptionError(f"--slo takes rules as text such as 'ready.p90<60s' (got {value!r})")
 
 
-def evaluate(rules: list[str], figures: dict[str, float]) -> list[Outcome]:
+def evaluate(rules: list[str], figures: dict[str, float], optional: tuple[str, ...] = ()) -> list[Outcome]:
+    """Each rule against the run's figures; ``optional``: prefixes of figures the run may lack."""
     out = []
     for text in rules:
         rule = parse_rule(text)
         actual = figures.get(rule.figure)
         if actual is None or (isinstance(actual, float) and math.isnan(actual)):
-            if rule.figure.startswith(OPTIONAL_PREFIXES):
+            if optional and rule.figure.startswith(optional):
                 out.append(Outcome(rule, None, None, "not available for this run"))
             else:
-                known = ", ".join(sorted(k for k in figures if not k.startswith(OPTIONAL_PREFIXES))[:40])
+                known = ", ".join(
+                    sorted(k for k in figures if not (optional and k.startswith(optional)))[:40]
+                )
                 out.append(Outcome(rule, None, False, f"no such figure in this run (known: {known})"))
             continue
         passed = rule.holds(actual)

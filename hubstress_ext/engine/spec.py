@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import types
 import typing
@@ -23,6 +24,8 @@ from functools import cache
 from typing import Any
 
 from hubstress_ext.errors import OptionError
+
+log = logging.getLogger("hubstress")
 
 TRUE = frozenset({"true", "yes", "on", "1"})
 FALSE = frozenset({"false", "no", "off", "0"})
@@ -55,6 +58,9 @@ class Spec:
     # the switch this option means nothing without (``needs="sandbox"``): given without it, the
     # option is refused, never silently ignored while the run goes elsewhere
     needs: str | None = None
+    # old names still accepted, each with a warning naming the new one (``--timeout`` where it
+    # meant the run's deadline is now ``--run-timeout``): scripts keep working, and say so
+    aliases: tuple[str, ...] = ()
 
 
 def option(default: Any, help: str, **spec: Any) -> Any:
@@ -212,13 +218,40 @@ def secret_values(options: Any) -> list[str]:
     ]
 
 
+def alias_name(flag: str) -> str:
+    """``--timeout`` -> ``timeout``: an old flag's key in code, cells and scenario files."""
+    return flag.lstrip("-").replace("-", "_")
+
+
+def find_option(cls: type, key: str) -> Opt | None:
+    """The option ``key`` names (``batch-size`` or ``batch_size``), or whose old name it is (then
+    with a warning naming the new one); None when no option has that name."""
+    name = key.replace("-", "_")
+    for opt in options_of(cls):
+        if opt.name == name:
+            return opt
+    for opt in options_of(cls):
+        if name in (alias_name(a) for a in opt.spec.aliases):
+            warn_alias(name, opt)
+            return opt
+    return None
+
+
+def warn_alias(old: str, opt: Opt) -> None:
+    log.warning("%s is an old name of %s (%s); it still works, for now", old, opt.flag, opt.spec.help)
+
+
 def build(cls: type, values: dict[str, Any]) -> Any:
-    """An options object from keyword values, unknown names refused with the known ones."""
+    """An options object from keyword values (old names taken with a warning), unknown names
+    refused with the known ones."""
     known = {o.name for o in options_of(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise OptionError(f"unknown option {unknown[0]!r}; known: {', '.join(sorted(known))}")
-    return cls(**values)
+    out = {}
+    for key, value in values.items():
+        opt = find_option(cls, key) if key not in known else None
+        if key not in known and opt is None:
+            raise OptionError(f"unknown option {key!r}; known: {', '.join(sorted(known))}")
+        out[opt.name if opt is not None else key] = value
+    return cls(**out)
 
 
 # -- parsers for values the type alone cannot read -------------------------------------------

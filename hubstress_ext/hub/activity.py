@@ -12,9 +12,9 @@ import random
 
 import pandas as pd
 
-from hubstress_ext.engine.options import ActivityOptions
 from hubstress_ext.errors import RunError
 from hubstress_ext.hub.api import HubAPI
+from hubstress_ext.hub.options import ActivityOptions
 from hubstress_ext.hub.scenario import UserScenario
 from hubstress_ext.results import charts
 

@@ -6,10 +6,10 @@ the marker group the tool joins every user to at creation.
 
 from __future__ import annotations
 
-from hubstress_ext.engine.options import PurgeOptions
 from hubstress_ext.engine.record import RunRecord
 from hubstress_ext.hub.api import HubAPI
 from hubstress_ext.hub.names import note_look_alikes, ours
+from hubstress_ext.hub.options import PurgeOptions
 from hubstress_ext.hub.run import HubRun
 from hubstress_ext.hub.teardown import delete_users, stop_servers
 

@@ -26,7 +26,6 @@ from typing import Any
 import pandas as pd
 
 from hubstress_ext.cluster.coordinator import degraded
-from hubstress_ext.engine.options import HubOptions
 from hubstress_ext.engine.record import RunRecord
 from hubstress_ext.engine.run import Run, verdict_lines
 from hubstress_ext.http.client import HttpClient
@@ -36,6 +35,7 @@ from hubstress_ext.hub import report
 from hubstress_ext.hub.api import MARKER_GROUP, HubAPI
 from hubstress_ext.hub.health import HubWatch
 from hubstress_ext.hub.metrics import METRICS_COLUMNS, MetricsScraper
+from hubstress_ext.hub.options import HubOptions
 from hubstress_ext.hub.plan import plan_reads, plan_responder
 from hubstress_ext.results.bottleneck import bottleneck
 from hubstress_ext.results.hub_figures import HubFigures, comparison_table, hub_figures
@@ -56,6 +56,8 @@ class HubRun(Run):
     options: HubOptions
     options_type = HubOptions
     cleans_up = True
+    # the hub's metrics need read:metrics; the processes, a sandbox: rules on them may be skipped
+    optional_figures = ("hub.", "proxy.", "servers.")
     accounts_hub = False  # read the hub's metrics before and after, report them, name the limit
     heartbeat_s = 0.0  # > 0: probe /hub/health this often (a load that goes quiet on the hub's API)
 
@@ -127,7 +129,7 @@ class HubRun(Run):
             self.sink,
             request_timeout=opts.request_timeout,
             retry=RetryPolicy(max_attempts=opts.max_retries + 1),
-            deadline=Deadline(opts.timeout),
+            deadline=Deadline(opts.run_timeout),
             dry_run=self.dry_run_responder() if opts.dry_run else None,
             plan_printer=self.print_plan,
             read_through=plan_reads if opts.token else None,  # a dry run reads the hub, never writes
@@ -189,7 +191,7 @@ class HubRun(Run):
         if self._stops < 2:
             await self.settle()
             if not self.keep:
-                limit = opts.timeout if not self._stops else min(opts.timeout, STOPPED_TEARDOWN_S)
+                limit = opts.run_timeout if not self._stops else min(opts.run_timeout, STOPPED_TEARDOWN_S)
                 client.deadline = Deadline(limit)  # teardown gets a fresh, bounded budget
                 await self._phase("teardown", self.teardown(api))
             if self._hub_is_down:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hubstress_ext.engine.options import UserLoadOptions
 from hubstress_ext.hub.api import HubAPI
 from hubstress_ext.hub.names import name_stream, next_free_index
+from hubstress_ext.hub.options import UserLoadOptions
 from hubstress_ext.hub.run import HubRun
 from hubstress_ext.hub.teardown import UserCreation, delete_users
 

@@ -29,13 +29,14 @@ from typing import Any
 
 import pandas as pd
 
-from hubstress_ext.engine.options import ServerOptions, ShardOptions
+from hubstress_ext.engine.options import ShardOptions
 from hubstress_ext.engine.record import RunRecord
 from hubstress_ext.engine.spec import option
 from hubstress_ext.errors import OptionError
 from hubstress_ext.http.client import gather_limited
 from hubstress_ext.hub.api import HubAPI, HubError
 from hubstress_ext.hub.arrivals import ARRIVALS, Student, plan_class
+from hubstress_ext.hub.options import ServerOptions
 from hubstress_ext.hub.scenario import UserScenario
 from hubstress_ext.hub.singleuser import SessionStepError, UserServer
 from hubstress_ext.hub.spawn import ServerStarter

@@ -83,7 +83,7 @@ class HubShard(OptionsShardJob):
             self._run.sink,
             request_timeout=opts.request_timeout,
             retry=RetryPolicy(max_attempts=opts.max_retries + 1),
-            deadline=Deadline(opts.timeout),
+            deadline=Deadline(opts.run_timeout),
         )
         await self._client.__aenter__()
         self._api = HubAPI(self._client)
@@ -154,7 +154,7 @@ async def run_user_shards(run: ShardedRun, api: HubAPI, names: list[str]) -> Non
     def on_progress(states: list[ShardState]) -> None:
         run.progress.update(phase, sum(s.requests for s in states), sum(s.failed for s in states))
 
-    coordinator = Coordinator(cluster, jobs, max_seconds=run.options.timeout, on_progress=on_progress)
+    coordinator = Coordinator(cluster, jobs, max_seconds=run.options.run_timeout, on_progress=on_progress)
     run.coordinator = coordinator
     task = asyncio.ensure_future(coordinator.run())
     stopped = False

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from hubstress_ext.engine.options import ServerOptions
 from hubstress_ext.http.client import Response, StreamError
 from hubstress_ext.hub.api import HubAPI
 from hubstress_ext.hub.causes import cause_of_answer, cause_of_message
+from hubstress_ext.hub.options import ServerOptions
 from hubstress_ext.results.lifecycle import LifecycleTable
 
 

@@ -8,10 +8,10 @@ import logging
 
 import pandas as pd
 
-from hubstress_ext.engine.options import StressOptions
 from hubstress_ext.engine.record import RunRecord
 from hubstress_ext.hub import report
 from hubstress_ext.hub.api import HubAPI
+from hubstress_ext.hub.options import StressOptions
 from hubstress_ext.hub.scenario import UserScenario
 from hubstress_ext.hub.spawn import ServerStarter
 from hubstress_ext.hub.teardown import stop_servers

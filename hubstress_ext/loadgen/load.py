@@ -89,7 +89,7 @@ async def run_load(
     target = Target(opts.url, opts.method, {**opts.headers(), **(headers or {})})
     body = BodyTemplate(opts.template if isinstance(opts.template, dict) else None)
     render = body.render if target.method != "GET" else _no_body
-    common = dict(requests=opts.requests, deadline=t0 + opts.time_limit, timeout=opts.timeout)
+    common = dict(requests=opts.requests, deadline=t0 + opts.time_limit, timeout=opts.request_timeout)
     if opts.open_loop:
         load: ClosedLoop | OpenLoop = OpenLoop(
             target,
@@ -110,7 +110,7 @@ async def run_load(
     cpu0 = time.process_time()
     gc.freeze()  # what exists now is never garbage-collected during the load (see below)
     try:
-        await load.run(opts.timeout if grace is None else grace)
+        await load.run(opts.request_timeout if grace is None else grace)
     finally:
         gc.unfreeze()
     end = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +34,13 @@ class EndpointOptions(RunOptions, ShardOptions):
         None, 'request body: a JSON object (or @file); "ts" is set to now (ms) per request', metavar="JSON"
     )
     method: str = option("POST", "HTTP method (GET sends no body)", choices=METHODS)
-    timeout: float = option(
-        10.0, "timeout of one request (not of the run)", low=0, above=True, unit="seconds"
+    request_timeout: float = option(
+        10.0,
+        "timeout of one request (not of the run: --duration, --requests)",
+        low=0,
+        above=True,
+        unit="seconds",
+        aliases=("--timeout",),
     )
     token: str | None = option(
         None, "Jupyter server token; never printed", env=ENV_SERVER_TOKEN, secret=True, panel=True
@@ -110,7 +116,7 @@ def _workers(text: str) -> list[int]:
 
 
 def _batch_sizes(text: str) -> list[int]:
-    return parse_int_list(text, "--batch-size")
+    return parse_int_list(text, "--batch-sizes")
 
 
 @dataclass
@@ -122,7 +128,8 @@ class SweepOptions(EndpointOptions):
         None,
         "the endpoint's batch sizes, comma-separated (set through its config API); "
         "default: leave it as it is",
-        flag="--batch-size",
+        flag="--batch-sizes",
+        aliases=("--batch-size",),
         parse=_batch_sizes,
         metavar="N,N,...",
         panel=True,
@@ -144,20 +151,24 @@ class SweepOptions(EndpointOptions):
             if not self.batch_sizes:
                 raise OptionError("--batch-size needs at least one value, e.g. 1,5,10")
             for b in self.batch_sizes:
-                _whole("--batch-size", b)
+                _whole("--batch-sizes", b)
 
     def cell(self, workers: int, duration: float | None = None) -> LoadOptions:
-        return LoadOptions(
-            url=self.url,
-            workers=workers,
-            duration=self.duration if duration is None else duration,
-            method=self.method,
-            template=self.template,
-            timeout=self.timeout,
-            token=self.token,
-        )
+        """One cell's load: the endpoint options as given (every one of them, by name), these
+        workers, this long; nothing of the run's own (saving, the verdict, the cluster)."""
+        endpoint = {name: getattr(self, name) for name in ENDPOINT_FIELDS}
+        seconds = self.duration if duration is None else duration
+        return LoadOptions(**endpoint, workers=workers, duration=seconds)
 
 
 def _whole(flag: str, value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise OptionError(f"{flag} must be at least 1 (got {value!r})")
+
+
+# what a load on one URL takes, beyond what every run takes: copied into each sweep cell
+ENDPOINT_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(EndpointOptions)
+    if f.name not in {g.name for g in (*dataclasses.fields(RunOptions), *dataclasses.fields(ShardOptions))}
+)

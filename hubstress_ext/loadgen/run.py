@@ -130,7 +130,7 @@ class BenchRun(LoadRun):
     async def main(self) -> None:
         opts = self.options
         target = Target(opts.url, opts.method, opts.headers())
-        await check_reachable(target, min(opts.timeout, 10.0))
+        await check_reachable(target, min(opts.request_timeout, 10.0))
         self.meta["url"] = opts.url
         self.meta["mode"] = "open" if opts.open_loop else "closed"
         async with self.shard_cluster():

@@ -80,7 +80,7 @@ class BenchShard(OptionsShardJob):
     _result: LoadResult | None = field(default=None, repr=False)
 
     async def prepare(self) -> None:
-        await check_reachable(Target(self.options.url), min(self.options.timeout, 10.0))
+        await check_reachable(Target(self.options.url), min(self.options.request_timeout, 10.0))
 
     async def run(self, t0: float) -> None:
         self._recorder = Recorder(origin=t0)
@@ -149,7 +149,7 @@ async def run_sharded(
     """One load over every worker of ``cluster``, merged into one :class:`LoadResult`."""
     parts = split(opts, len(cluster.workers))
     jobs = [BenchShard(o, i, phase, grace) for i, (o, phase) in enumerate(parts)]
-    max_seconds = opts.time_limit + (opts.timeout if grace is None else grace) + 5.0
+    max_seconds = opts.time_limit + (opts.request_timeout if grace is None else grace) + 5.0
     coordinator = Coordinator(cluster, jobs, max_seconds=max_seconds, on_progress=on_progress)
     if on_coordinator is not None:
         on_coordinator(coordinator)

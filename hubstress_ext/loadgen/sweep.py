@@ -63,11 +63,12 @@ class SweepRun(LoadRun):
 
     async def main(self) -> None:
         opts = self.options
-        await check_reachable(Target(opts.url), min(opts.timeout, 10.0))
+        await check_reachable(Target(opts.url), min(opts.request_timeout, 10.0))
         self.meta["url"] = opts.url
         plan = self.plan()
         self.progress.begin(PHASE, len(plan))
-        async with self.shard_cluster(), EndpointControl(opts.url, opts.headers(), opts.timeout) as control:
+        control = EndpointControl(opts.url, opts.headers(), opts.request_timeout)
+        async with self.shard_cluster(), control:
             config = await control.probe()
             self.meta["endpoint_config"] = config
             if opts.batch_sizes and config is None:

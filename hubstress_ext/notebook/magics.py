@@ -32,9 +32,9 @@ from IPython.display import display
 
 from hubstress_ext.engine import registry
 from hubstress_ext.engine.argv import parse_scenario_argv
-from hubstress_ext.engine.options import ENV_ENDPOINT, ENV_HUB_TOKEN
-from hubstress_ext.engine.spec import options_of
+from hubstress_ext.engine.spec import find_option, options_of
 from hubstress_ext.errors import OptionError
+from hubstress_ext.hub.options import ENV_ENDPOINT, ENV_HUB_TOKEN
 
 _COMMENT = re.compile(r"(?:^|\s)#")  # a comment starts a line or follows a space: '#' inside a value stays
 
@@ -72,7 +72,7 @@ def cell_values(
         key, value = key.strip(), value.strip()
         if not sep or not key:
             raise CellError(f"line {number}: expected 'option = value' (got {raw.strip()!r})")
-        opt = options.get(key.replace("-", "_"))
+        opt = find_option(registry.scenario(name).options_type, key)
         if opt is None:
             raise CellError(
                 f"line {number}: unknown option {key!r} for {name}; known: {', '.join(sorted(options))}"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hubstress_ext.engine.options import ActivityOptions, PurgeOptions, StressOptions
 from hubstress_ext.hub.activity import ActivityStressRun
+from hubstress_ext.hub.options import ActivityOptions, PurgeOptions, StressOptions
 from hubstress_ext.hub.purge import PurgeRun
 from hubstress_ext.hub.stress import StressTestRun
 

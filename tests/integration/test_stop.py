@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from hubstress_ext.engine.options import StressOptions
+from hubstress_ext.hub.options import StressOptions
 from hubstress_ext.hub.stress import StressTestRun
 from tests.conftest import hubstress_popen
 

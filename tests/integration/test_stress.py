@@ -2,7 +2,7 @@
 
 import pytest
 
-from hubstress_ext.engine.options import StressOptions
+from hubstress_ext.hub.options import StressOptions
 from hubstress_ext.hub.stress import StressTestRun
 from hubstress_ext.sandbox.hub import Sandbox
 from tests.conftest import HubAdmin

@@ -139,3 +139,19 @@ def test_no_import_circles_inside_a_package_or_among_the_benchmarks():
 
 def test_the_circle_finder_finds_a_circle():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_readme_diagram_shows_every_folder_in_its_layer():
+    """The README's picture of the layers is the table above, read from the README."""
+    import re
+
+    text = (ROOT.parent / "README.md").read_text().split("<!-- layers -->", 1)[1]
+    block = re.search(r"```\n(.*?)```", text, re.S).group(1)
+    shown, layer = {}, None
+    for line in block.splitlines()[1:]:
+        number = re.match(r"^ (\d) ", line)
+        layer = int(number.group(1)) if number else layer
+        folder = re.search(r" (\w+)(?:/|\.py) ", line[:40])
+        if folder:
+            shown[folder.group(1)] = layer
+    assert shown == LAYERS

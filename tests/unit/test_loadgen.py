@@ -7,8 +7,8 @@ import re
 import pandas as pd
 import pytest
 
-from hubstress_ext.engine.options import OptionError
 from hubstress_ext.engine.spec import parse_int_list
+from hubstress_ext.errors import OptionError
 from hubstress_ext.loadgen.body import BodyTemplate, parse_template
 from hubstress_ext.loadgen.connection import Target
 from hubstress_ext.loadgen.options import LoadOptions, SweepOptions
@@ -59,7 +59,7 @@ def test_target_builds_one_request_head():
         ({"rate": 1e9, "duration": 100}, "schedules over"),
         ({"arrival": "bursty", "rate": 5}, "--arrival must be one of constant, poisson"),
         ({"method": "DELETE"}, "--method must be"),
-        ({"timeout": 0}, "--timeout must be a positive number"),
+        ({"request_timeout": 0}, "--request-timeout must be a positive number"),
         ({"template": "[1]"}, "--template: template must be a JSON object"),
     ],
 )
@@ -85,7 +85,7 @@ def test_sweep_options():
     assert parse_int_list("8, 32,128", "--workers") == [8, 32, 128]
     with pytest.raises(OptionError, match="--workers takes whole numbers"):
         parse_int_list("8,x", "--workers")
-    with pytest.raises(OptionError, match="--batch-size must be at least 1"):
+    with pytest.raises(OptionError, match="--batch-sizes must be at least 1"):
         SweepOptions(url="http://127.0.0.1:1/x", batch_sizes=[0]).resolve()
     with pytest.raises(OptionError, match="--warmup"):
         SweepOptions(url="http://127.0.0.1:1/x", warmup=-1).resolve()

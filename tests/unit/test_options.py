@@ -1,9 +1,9 @@
 import pytest
 
-from hubstress_ext.engine.options import (
+from hubstress_ext.errors import OptionError
+from hubstress_ext.hub.options import (
     ActivityOptions,
     HubOptions,
-    OptionError,
     StressOptions,
     normalize_endpoint,
     parse_user_options,
@@ -31,7 +31,7 @@ def test_flags_win_over_env():
         ("batch_size", -1, "--batch-size must be at least 1 (got -1)"),
         ("workers", 0, "--workers must be at least 1 (got 0)"),
         ("prefix", "Bad", "--prefix must start with a lowercase letter"),
-        ("timeout", 0, "--timeout must be a positive number"),
+        ("run_timeout", 0, "--run-timeout must be a positive number"),
     ],
 )
 def test_bad_numbers_name_the_option(field, value, message):

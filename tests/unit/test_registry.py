@@ -95,7 +95,7 @@ def test_every_scenario_has_help_and_its_own_options_only():
         flags = {s for a in subs[name]._actions for s in a.option_strings}
         declared = {o.flag for o in options_of(cls.options_type) if not o.spec.positional}
         assert flags - declared == {"-h", "--help", "--json", "--file"} | {
-            f for o in options_of(cls.options_type) for f in o.spec.flags
+            f for o in options_of(cls.options_type) for f in (*o.spec.flags, *o.spec.aliases)
         }
     sandbox_flags = {s for a in subs["sandbox"]._actions for s in a.option_strings}
     assert "--count" not in sandbox_flags and "--save" not in sandbox_flags

@@ -3,8 +3,8 @@ import json
 import pandas as pd
 
 from hubstress_ext import load_run
-from hubstress_ext.engine.options import StressOptions
 from hubstress_ext.http.records import Record
+from hubstress_ext.hub.options import StressOptions
 from hubstress_ext.hub.stress import StressTestRun
 from hubstress_ext.results.lifecycle import LIFECYCLE_COLUMNS
 from hubstress_ext.results.summary import summarize

@@ -52,8 +52,10 @@ def test_rules_from_text_a_list_or_a_scenario_file():
 def test_evaluation_passes_fails_skips_and_never_passes_a_typo():
     figures = {"ready.p90": 2.0, "failures": 0.0, "ready.p50": 1.0}
     rules = ["ready.p90<1s", "failures<1%", "hub.event_loop.p99<0.5s", "redy.p90<60s"]
-    out = slo.evaluate(rules, figures)
+    out = slo.evaluate(rules, figures, optional=("hub.",))
     assert [o.passed for o in out] == [False, True, None, False]
+    # a figure the scenario does not declare optional is never skipped: a bench has no hub.*
+    assert slo.evaluate(["hub.event_loop.p99<0.5s"], figures)[0].passed is False
     assert "2.000s" in out[0].note and "no such figure" in out[3].note and "ready.p50" in out[3].note
     assert not slo.passed(out)
     lines = slo.verdict_lines(out, run_ok=True)
@@ -64,7 +66,7 @@ def test_evaluation_passes_fails_skips_and_never_passes_a_typo():
 
 def test_junit_xml_is_valid_and_counts_what_failed():
     out = slo.evaluate(
-        ["ready.p90<1s", "failures<1%", "hub.throttled<1"], {"ready.p90": 2.0, "failures": 0.0}
+        ["ready.p90<1s", "failures<1%", "hub.throttled<1"], {"ready.p90": 2.0, "failures": 0.0}, ("hub.",)
     )
     suite = ET.fromstring(slo.junit_xml("hubstress.stress-test", out, True, "", 12.5))
     assert suite.get("tests") == "4" and suite.get("failures") == "1" and suite.get("skipped") == "1"
