@@ -204,9 +204,12 @@ class Run:
         ``purge`` is how this front end spells the purge command."""
         self._presses += 1
         self.request_stop()
-        return interrupt_message(
-            self._presses, self.cleans_up, bool(getattr(self.options, "sandbox", False)), purge
-        )
+        return interrupt_message(self._presses, self.cleans_up, self.target_is_throwaway, purge)
+
+    @property
+    def target_is_throwaway(self) -> bool:
+        """What the run loads goes away with it (a hub run's sandbox): leaving early leaves nothing."""
+        return False
 
     @property
     def wants_saving(self) -> bool:

@@ -77,6 +77,10 @@ class HubRun(Run):
         self.shards: pd.DataFrame | None = None  # one row per shard (--dask)
 
     @property
+    def target_is_throwaway(self) -> bool:
+        return bool(self.options.sandbox)
+
+    @property
     def keep(self) -> bool:
         """Leave what the run created (``UserScenario``: its ``keep`` option; purge keeps nothing)."""
         return False

@@ -155,3 +155,18 @@ def test_the_readme_diagram_shows_every_folder_in_its_layer():
         if folder:
             shown[folder.group(1)] = layer
     assert shown == LAYERS
+
+
+def test_the_engine_holds_only_what_every_scenario_shares():
+    """The hub's options, its environment variables and its figures are the hub's: the engine
+    names none of them (a scenario declares what the engine asks: ``before_command``,
+    ``optional_figures``)."""
+    from hubstress_ext.engine import options
+
+    here = options.__name__
+    classes = {n for n, v in vars(options).items() if isinstance(v, type) and v.__module__ == here}
+    assert classes == {"Options", "RunOptions", "ShardOptions"}
+    hub_words = ("HubOptions", "JUPYTERHUB", '"hub."', 'options, "sandbox"', "hub.options")
+    for path in sorted((ROOT / "engine").glob("*.py")):
+        text = path.read_text()
+        assert not [w for w in hub_words if w in text], path.name
