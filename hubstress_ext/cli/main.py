@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -117,14 +118,29 @@ def _run(run: Run, as_json: bool = False) -> int:
         log.info("hubstress %s %s options=%s", __version__, run.scenario, run.options.public())
     with _restoring_signal_handlers():
         _execute_with_signals(run)
-        if as_json:
-            print(json.dumps(run.report_json(), default=str))
-        else:
-            print(run.report())
-        saved = run.finish()
-        if saved is not None:
-            print(f"saved run to {saved}", file=sys.stderr if as_json else sys.stdout)
+        saved = run.finish()  # before printing: a reader that leaves early loses nothing
+        with _reader_may_leave():
+            if as_json:
+                print(json.dumps(run.report_json(), default=str))
+            else:
+                print(run.report())
+            if saved is not None:
+                print(f"saved run to {saved}", file=sys.stderr if as_json else sys.stdout)
+            sys.stdout.flush()
     return run.exit_code
+
+
+@contextlib.contextmanager
+def _reader_may_leave() -> Iterator[None]:
+    """``hubstress ... | head``: the reader closing the pipe ends the printing quietly (the run
+    is over and saved by then), not with a BrokenPipeError traceback; the exit status stays the
+    run's. What is still buffered goes to /dev/null, so the interpreter's last flush is quiet."""
+    try:
+        yield
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _execute_with_signals(run: Run) -> None:
@@ -195,8 +211,10 @@ def _report(run_dir: str) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"hubstress: error: {exc}", file=sys.stderr)
         return 2
-    print(f"saved run {saved.path} (hubstress {saved.version or '?'})")
-    print(saved.report())  # what the live run printed
+    with _reader_may_leave():
+        print(f"saved run {saved.path} (hubstress {saved.version or '?'})")
+        print(saved.report())  # what the live run printed
+        sys.stdout.flush()
     return 0
 
 

@@ -224,3 +224,22 @@ def test_open_loop_over_capacity_reports_offered_rate_goodput_and_drain_apart():
     assert s["qps"] == pytest.approx(s["ok_in_window"] / 2.0, abs=0.1)
     assert s["qps"] < 80  # about the server's capacity, not the asked rate
     assert s["elapsed_s"] > 3.0  # the run itself lasted through the drain
+
+
+def test_a_reader_that_leaves_early_ends_the_printing_quietly(endpoint, tmp_path):
+    """``hubstress bench ... | head -1``: the pipe closes before the report is printed; the run is
+    saved all the same, the exit status is the run's, and no traceback is printed."""
+    for args in (["bench", endpoint, "--requests", "50", "--save", str(tmp_path)], ["report", None]):
+        if args[0] == "report":
+            args = ["report", str(next(tmp_path.iterdir()))]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hubstress_ext", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
+        proc.stdout.close()  # the reader is gone before anything is printed
+        err = proc.stderr.read().decode()
+        assert proc.wait(60) == 0, err
+        assert "Traceback" not in err and "BrokenPipe" not in err, err
+        assert len(list(tmp_path.iterdir())) == 1
