@@ -83,7 +83,8 @@ def _old_flag(opt: Opt) -> type[argparse.Action]:
 
     class OldFlag(argparse.Action):
         def __init__(self, option_strings, dest, nargs=None, **kw):  # noqa: ANN001
-            kw.pop("type", None) if opt.kind is bool else None
+            if opt.kind is bool:  # a switch: no value to read
+                kw.pop("type", None)
             super().__init__(option_strings, dest, nargs=0 if opt.kind is bool else nargs, **kw)
 
         def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
