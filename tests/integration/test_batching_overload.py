@@ -151,4 +151,5 @@ def test_light_load_is_never_refused():
         t0 = time.monotonic()
         answers = asyncio.run(fire(url, 150, rate=150))  # about a tenth of capacity
         assert time.monotonic() - t0 < 60
-    assert [a[0] for a in answers] == [200] * 150
+    refused = [(i, a[0], a[1]) for i, a in enumerate(answers) if a[0] != 200]
+    assert refused == []  # each with the endpoint's reason, so a failure says why

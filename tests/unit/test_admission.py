@@ -54,6 +54,19 @@ def test_service_time_prefers_full_batches():
     assert st.per_batch == pytest.approx(0.010)
 
 
+def test_service_time_ignores_one_stalled_batch_and_follows_a_slowdown():
+    st = ServiceTime()
+    for _ in range(6):
+        st.observe(0.003, 4, 4)
+    st.observe(0.100, 4, 4)  # the process was descheduled for one batch
+    assert st.per_batch == pytest.approx(0.003)
+    # an arrival as the next batch starts, nothing queued: well within a 20 ms max_delay
+    assert predict(0.0, st.per_batch, 0, 4, st.per_batch).delay_s < 0.020
+    for _ in range(4):  # the model really got slower
+        st.observe(0.030, 4, 4)
+    assert st.per_batch == pytest.approx(0.030)
+
+
 def test_batch_cap_is_aimd_within_the_configured_size():
     cap = BatchCap(limit=4, slo_ms=100)  # model budget 40 ms
     for _ in range(10):
