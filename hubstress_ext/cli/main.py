@@ -81,7 +81,8 @@ def _split_optional_path(argv: list[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_split_optional_path(list(sys.argv[1:] if argv is None else argv)))
+    words = _split_optional_path(list(sys.argv[1:] if argv is None else argv))
+    args = scenario_argv.parse_command_line(parser, words)
     if args.command is None:
         print(commands_list(parser), file=sys.stderr)
         return 2
@@ -251,6 +252,7 @@ def _sandbox(args: argparse.Namespace) -> int:
         concurrent_spawn_limit=opts.sandbox_spawn_limit,
         active_server_limit=opts.sandbox_active_limit,
         sim_exec_time=opts.sim_exec_time,
+        sim_delay=opts.sim_start_time,
         port=opts.port,
     )
     stop = asyncio.Event()

@@ -56,7 +56,7 @@ def add_options(
     only what was given is passed on, and the options class supplies the rest. ``hidden``:
     accepted but not listed in the help (hub options before the scenario's name)."""
     for opt in options_of(options_type):
-        if names is not None and opt.name not in names:
+        if (names is not None and opt.name not in names) or opt.spec.rest:
             continue
         if opt.spec.positional:
             parser.add_argument(opt.name, type=_typed(opt), help=help_text(opt))
@@ -130,7 +130,10 @@ def one_line_error(message: str) -> str:
 def add_scenario_parsers(subs: argparse._SubParsersAction) -> None:
     for name in registry.names():
         cls = registry.scenario(name)
-        p = subs.add_parser(name, help=(cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else None)
+        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else None
+        # a scenario that takes the words it does not know (capacity: the probe's options) must
+        # not read an abbreviation of its own flags into them (--re would be --repeats)
+        p = subs.add_parser(name, help=summary, allow_abbrev=rest_option(cls.options_type) is None)
         add_options(p, cls.options_type)
         p.add_argument(
             "--file",
@@ -140,6 +143,25 @@ def add_scenario_parsers(subs: argparse._SubParsersAction) -> None:
             help="read options from a TOML scenario file (flags given here win)",
         )
         p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def rest_option(options_type: type) -> Opt | None:
+    """The option that takes the words no flag took (``Spec.rest``), if the scenario has one."""
+    return next((o for o in options_of(options_type) if o.spec.rest), None)
+
+
+def parse_command_line(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """Parse; words no option knows go to the scenario's rest option when it has one (the
+    probed scenario's options after ``capacity SCENARIO``), and are an error otherwise."""
+    args, extras = parser.parse_known_args(argv)
+    if not extras:
+        return args
+    command = getattr(args, "command", None)
+    rest = rest_option(registry.scenario(command).options_type) if command in registry.names() else None
+    if rest is None:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    setattr(args, rest.name, extras)
+    return args
 
 
 def scenario_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -185,5 +207,5 @@ def parse_scenario_argv(argv: Sequence[str]) -> tuple[str, dict[str, Any]]:
     if not argv or argv[0].startswith("-"):
         argv = [registry.DEFAULT_SCENARIO, *argv]
     registry.scenario(argv[0])  # an unknown name: one line listing the known ones
-    args = scenario_parser().parse_args(argv)
+    args = parse_command_line(scenario_parser(), argv)
     return args.command, scenario_values(args)

@@ -31,6 +31,7 @@ BUILT_IN: dict[str, str] = {
     "purge": "hubstress_ext.hub.purge:PurgeRun",
     "bench": "hubstress_ext.loadgen.run:BenchRun",
     "sweep": "hubstress_ext.loadgen.sweep:SweepRun",
+    "capacity": "hubstress_ext.capacity.run:CapacityRun",
 }
 DEFAULT_SCENARIO = "stress-test"  # what `%hubstress --count 5` (no scenario named) runs
 

@@ -46,6 +46,9 @@ class Run:
     cleans_up: ClassVar[bool] = False  # a stop is followed by removing what the run created
     # prefixes of the --slo figures a run may be unable to see (a rule on one is then skipped)
     optional_figures: ClassVar[tuple[str, ...]] = ()
+    # settings of the target (not options of the run) that a run made of runs may change
+    # between its runs (``capacity --grid``: the endpoint's batch_size): see ``set_external``
+    external_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: Any) -> None:
         self.options = options
@@ -117,6 +120,46 @@ class Run:
             yield
         finally:
             await asyncio.to_thread(self.cluster.close)
+
+    # -- a run made of runs (``capacity``): what its runs share, and what each one concluded ----
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def shared_target(cls, options: Any) -> AsyncIterator[Any]:
+        """Something runs of this scenario with these options can share (a hub run's sandbox,
+        started once for a whole search instead of once per probe); hand it to ``adopt``."""
+        yield None
+
+    def adopt(self, shared: Any) -> None:
+        """Run against what ``shared_target`` gave instead of setting up a target of its own."""
+
+    @classmethod
+    async def set_external(cls, options: Any, name: str, value: Any) -> Any:
+        """Set one of ``external_settings`` on the target; returns the value it had."""
+        raise RunError(f"{cls.scenario} has no setting {name!r} to change between runs")
+
+    @classmethod
+    def reference_load(
+        cls, values: dict[str, Any], knob: str
+    ) -> tuple[list[dict[str, Any]], str, str] | None:
+        """Loads to measure before searching over ``knob`` (each one's options, the figure they
+        give, the best of which is the reference, and what it is called): bench's saturated
+        throughput, closed loops; None: no reference."""
+        return None
+
+    def fell_behind(self) -> str | None:
+        """Why the target did not keep up with the load offered (an open loop answering less
+        than it was sent), though every rule may hold over a short run; None: it kept up."""
+        return None
+
+    def bottleneck_line(self) -> str | None:
+        """What limited this run, as its report's bottleneck line says (None: the scenario has none)."""
+        return None
+
+    @property
+    def generator_limited(self) -> bool:
+        """The load generator, not the target, set the pace (its figures then bound the target's)."""
+        return False
 
     # -- the verdict (--slo, --junit) ---------------------------------------------------------
 

@@ -33,6 +33,27 @@ class SavedRun(RunRecord):
         """A sweep's cells."""
         return self.frame("cells")
 
+    @property
+    def probes(self) -> pd.DataFrame:
+        """A capacity search's probes, one row each."""
+        return self.frame("probes")
+
+    @property
+    def capacity(self) -> float | None:
+        """A capacity search's answer (the best grid value's), in the knob's unit."""
+        value = self.meta.get("capacity")
+        return float(value) if value is not None else None
+
+    def probe(self, index: int) -> SavedRun:
+        """A capacity search's probe ``index``, reopened from ``probes/NNN/``."""
+        if self.path is None:
+            raise FileNotFoundError("this run was not read from disk")
+        folder = self.path / "probes" / f"{index:03d}"
+        found = sorted(p for p in folder.glob("*") if p.is_dir()) if folder.is_dir() else []
+        if not found:
+            raise FileNotFoundError(f"{folder}: no saved probe {index} (the search ran {len(self.probes)})")
+        return load_run(found[-1])
+
     def _run_class(self) -> Any:
         try:
             return registry.scenario(self.scenario)

@@ -107,12 +107,13 @@ def evaluate(rules: list[str], figures: dict[str, float], optional: tuple[str, .
             continue
         passed = rule.holds(actual)
         out.append(
-            Outcome(rule, actual, passed, f"{_show(rule, actual)} ({'holds' if passed else 'broken'})")
+            Outcome(rule, actual, passed, f"{show_value(rule, actual)} ({'holds' if passed else 'broken'})")
         )
     return out
 
 
-def _show(rule: Rule, actual: float) -> str:
+def show_value(rule: Rule, actual: float) -> str:
+    """A figure in the unit its rule was written in (``ready.p90<10s``: seconds)."""
     unit = re.search(r"(ms|s|%)$", rule.text)
     if unit and unit.group(1) == "ms":
         return f"{actual * 1000:.1f}ms"

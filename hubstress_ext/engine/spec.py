@@ -61,6 +61,9 @@ class Spec:
     # old names still accepted, each with a warning naming the new one (``--timeout`` where it
     # meant the run's deadline is now ``--run-timeout``): scripts keep working, and say so
     aliases: tuple[str, ...] = ()
+    # the words of a command line no other option took (``hubstress capacity SCENARIO ...``:
+    # the probed scenario's own options): not a flag of its own; at most one per options class
+    rest: bool = False
 
 
 def option(default: Any, help: str, **spec: Any) -> Any:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from hubstress_ext.engine.options import Options, RunOptions, ShardOptions, timed_run_duration
 from hubstress_ext.engine.spec import json_object, option
 from hubstress_ext.errors import OptionError
+from hubstress_ext.hub.timing import Span, parse_span, span_normalizer
 
 ENV_ENDPOINT = "JUPYTERHUB_ENDPOINT"
 ENV_HUB_TOKEN = "JUPYTERHUB_API_TOKEN"  # a hub API token (admin scopes); not JUPYTER_TOKEN
@@ -62,6 +63,15 @@ class SandboxOptions(Options):
         "simulated servers: seconds a kernel takes to run a cell",
         low=0,
         unit="seconds",
+        needs="sandbox",
+    )
+    sim_start_time: Span | None = option(
+        None,
+        "simulated servers: seconds a start takes, SECONDS or MIN-MAX (default 0.05-0.3); a fixed "
+        "time T with --spawn-limit L caps the hub at L/T starts per second",
+        parse=parse_span("--sim-start-time"),
+        normalize=lambda v: None if v is None else span_normalizer("--sim-start-time")(v),
+        metavar="SECONDS",
         needs="sandbox",
     )
 

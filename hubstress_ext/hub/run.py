@@ -66,6 +66,7 @@ class HubRun(Run):
         self.sink = RecordSink()
         self.users = LifecycleTable()
         self._sandbox: Any = None  # the Sandbox, while a --sandbox run is live
+        self._adopted: Any = None  # a Sandbox shared by a run made of runs (``adopt``)
         self.phase = "created"
         self.scraper: MetricsScraper | None = None
         self.watch: HubWatch | None = None
@@ -267,22 +268,38 @@ class HubRun(Run):
     @contextlib.asynccontextmanager
     async def _target(self) -> AsyncIterator[tuple[str, str | None]]:
         opts = self.options
+        if self._adopted is not None:  # a sandbox shared by a whole search: it outlives this run
+            self._sandbox = self._adopted
+            self.meta["sandbox"] = self._adopted.describe()
+            yield self._adopted.api_url, self._adopted.token
+            return
         if not opts.sandbox or opts.dry_run:
             yield opts.endpoint or "http://127.0.0.1:8000/hub/api", opts.token
             return
-        from hubstress_ext.sandbox.hub import Sandbox
-
-        sandbox = Sandbox(
-            opts.sandbox_spawner,
-            concurrent_spawn_limit=opts.sandbox_spawn_limit,
-            active_server_limit=opts.sandbox_active_limit,
-            sim_exec_time=opts.sim_exec_time,
-        )
-        self._sandbox = sandbox
+        sandbox = self._sandbox = sandbox_for(opts)
         async with sandbox:
             self.meta["sandbox"] = sandbox.describe()
             yield sandbox.api_url, sandbox.token
             self.phase = "closing"
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def shared_target(cls, options: HubOptions) -> AsyncIterator[Any]:
+        """A ``--sandbox`` search starts its hub once; each probe adopts it (its users are
+        deleted after each probe, so the next one starts from an empty hub)."""
+        if not options.sandbox or options.dry_run:
+            yield None
+            return
+        async with sandbox_for(options) as sandbox:
+            yield sandbox
+
+    def adopt(self, shared: Any) -> None:
+        self._adopted = shared
+
+    def bottleneck_line(self) -> str | None:
+        if self.options.dry_run or not self.meta.get("load_sent"):
+            return None
+        return self.bottleneck()
 
     def on_stop(self) -> None:
         if self._stops >= 2 and self._sandbox is not None:
@@ -459,3 +476,16 @@ def hub_run_figures(figures: HubFigures | None, resources: pd.DataFrame) -> dict
         if "wait_mean_pct" in row:
             out[f"{role}.cpu.wait"] = row["wait_mean_pct"] / 100.0
     return out
+
+
+def sandbox_for(options: HubOptions) -> Any:
+    """The sandbox hub ``options`` ask for (not started)."""
+    from hubstress_ext.sandbox.hub import Sandbox
+
+    return Sandbox(
+        options.sandbox_spawner,
+        concurrent_spawn_limit=options.sandbox_spawn_limit,
+        active_server_limit=options.sandbox_active_limit,
+        sim_exec_time=options.sim_exec_time,
+        sim_delay=options.sim_start_time,
+    )

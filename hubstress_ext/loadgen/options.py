@@ -87,6 +87,9 @@ class LoadOptions(EndpointOptions):
         1000, "open loop: connections at most; beyond, requests wait (and that counts)", low=1
     )
     seed: int = option(0, "open loop: random seed of Poisson arrivals")
+    warmup: float = option(
+        0.0, "seconds of the same load first, left out of every figure", low=0, unit="seconds"
+    )
 
     def validate(self) -> None:
         super().validate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,7 @@ from hubstress_ext.engine.run import Run, verdict_lines
 from hubstress_ext.errors import RunError
 from hubstress_ext.loadgen import report
 from hubstress_ext.loadgen.connection import Target
-from hubstress_ext.loadgen.endpoint import AUTH_STATUSES, auth_hint
+from hubstress_ext.loadgen.endpoint import AUTH_STATUSES, EndpointControl, auth_hint
 from hubstress_ext.loadgen.load import (
     BEHIND_LAG_MS,
     BEHIND_RATE,
@@ -121,6 +122,73 @@ class BenchRun(LoadRun):
     scenario = "bench"
     options_type = LoadOptions
     options: LoadOptions
+    external_settings = ("batch_size",)  # a hubstress endpoint's, through its config API
+    # closed loops whose best is the saturated throughput: few workers keep a batch of one full
+    # without a queue's overhead, 128 keep any batch size we serve full
+    REFERENCE_WORKERS = (4, 32, 128)
+    KEPT_UP = 0.95  # an open loop whose goodput in its window is under this share of what it sent
+
+    @classmethod
+    async def set_external(cls, options: LoadOptions, name: str, value: Any) -> Any:
+        """The endpoint's batch size through its config API, as the sweep sets it."""
+        if name not in cls.external_settings:
+            return await super().set_external(options, name, value)
+        async with EndpointControl(options.url, options.headers(), options.request_timeout) as control:
+            config = await control.probe()
+            if config is None:
+                raise RunError(
+                    f"{options.url} has no hubstress config API ({control.base}/config): its "
+                    f"{name} cannot be set between probes"
+                )
+            await control.set_batch_size(int(value))
+            return config.get(name)
+
+    @classmethod
+    def reference_load(cls, values: dict[str, Any], knob: str) -> tuple[dict[str, Any], str, str] | None:
+        """Searching over the open loop's rate: the endpoint's saturated throughput first (a
+        closed loop of many workers), the ceiling no answer may pass."""
+        if knob != "rate":
+            return None
+        loads = [{**values, "rate": None, "workers": n} for n in cls.REFERENCE_WORKERS]
+        counts = ", ".join(str(n) for n in cls.REFERENCE_WORKERS)
+        return loads, "qps", f"saturated throughput (closed loop, the best of {counts} workers)"
+
+    def fell_behind(self) -> str | None:
+        """An open loop's endpoint that answered under 95 % of the rate sent, while it was sent,
+        did not keep up, though a short run's p99 may not show the queue it was building."""
+        stats = self.stats
+        offered, qps = stats.get("offered_rate"), stats.get("qps")
+        if not offered or qps is None or stats.get("generator_behind"):
+            return None
+        if qps < self.KEPT_UP * offered:
+            return f"the endpoint fell behind: answered {qps:g}/s of {offered:g}/s sent"
+        return None
+
+    @property
+    def generator_limited(self) -> bool:
+        return bool(self.stats.get("generator_behind"))
+
+    def bottleneck_line(self) -> str | None:
+        stats = self.stats
+        if not stats:
+            return None
+        if stats.get("generator_behind"):
+            return (
+                "the load generator fell behind "
+                f"(scheduler lag p99 {stats.get('scheduler_lag_p99_ms', 0):.0f} ms, "
+                f"sent {stats.get('offered_rate', 0):g}/s of {stats.get('target_rate', 0):g}/s): "
+                "the endpoint's figures are a lower bound"
+            )
+        errors = stats.get("errors") or {}
+        cpu = stats.get("client_cpu_pct")
+        ours = f"; the generator kept up (client CPU {cpu:.0f} %)" if isinstance(cpu, int | float) else ""
+        if errors:
+            top = sorted(errors.items(), key=lambda kv: -kv[1])[:3]
+            said = ", ".join(f"{n} x {reason}" for reason, n in top)
+            return f"the endpoint: {said}{ours}"
+        p99 = stats.get("p99_ms")
+        at = f"p99 {p99:.1f} ms" if isinstance(p99, int | float) else "no latency measured"
+        return f"the endpoint: {at} at {stats.get('qps', 0):g} req/s, nothing refused{ours}"
 
     def __init__(self, options: LoadOptions) -> None:
         super().__init__(options)
@@ -134,6 +202,10 @@ class BenchRun(LoadRun):
         self.meta["url"] = opts.url
         self.meta["mode"] = "open" if opts.open_loop else "closed"
         async with self.shard_cluster():
+            if opts.warmup > 0:  # the same load, not recorded: connections and the model warm
+                warm = dataclasses.replace(opts, duration=opts.warmup, requests=None)
+                await self.execute_load(warm, grace=STOP_GRACE_S)
+                self.meta["warmup_s"] = opts.warmup
             self.progress.begin(PHASE, opts.requests or 0)
             ticker = asyncio.ensure_future(self._tick())
             try:
@@ -253,7 +325,8 @@ class BenchRun(LoadRun):
         return out
 
     def figures(self) -> dict[str, float]:
-        """``latency.p50|p90|p99|max`` (seconds), ``qps``, ``requests``, ``failures`` (a fraction)."""
+        """``latency.p50|p90|p99|max`` (seconds; also ``p50``...``max``), ``qps``, ``requests``,
+        ``failures`` (a fraction; also ``errors``)."""
         stats = self.stats
         out: dict[str, float] = {}
         for stat in ("p50", "p90", "p99", "max"):
@@ -264,6 +337,10 @@ class BenchRun(LoadRun):
                 out[key] = float(stats[key])
         if stats.get("requests"):
             out["failures"] = stats["failed"] / stats["requests"]
+            out["errors"] = out["failures"]  # as a capacity SLO reads: p99<50ms, errors<0.1%
+        for stat in ("p50", "p90", "p99", "max"):  # the short names, the same figures
+            if f"latency.{stat}" in out:
+                out[stat] = out[f"latency.{stat}"]
         return out
 
     def report_json(self) -> dict[str, Any]:

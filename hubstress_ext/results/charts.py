@@ -205,3 +205,55 @@ def heatmap(ax, grid: pd.DataFrame, title: str) -> None:
                 j, i, f"{v:.0f}" if v >= 10 else f"{v:.1f}", ha="center", va="center", color=color, fontsize=8
             )
     ax.figure.colorbar(image, ax=ax)
+
+
+_RULE_UNIT = {"ms": 1000.0, "%": 100.0, "s": 1.0}
+
+
+def capacity_figure(
+    probes: pd.DataFrame, meta: dict[str, Any], answers: list[dict[str, Any]], rules: list[dict[str, Any]]
+):
+    """Each SLO rule's figure against the knob (one panel per rule; one series per grid value),
+    passes as dots and failures as crosses, the rule's limit as a dashed line, and the bracket
+    the search found shaded: the boundary, while it is being searched and after. ``rules`` are
+    the parsed rules as plain dicts (figure, value, text), so results need not know the SLO
+    grammar."""
+    import re
+
+    if probes.empty or "value" not in probes:
+        return None
+    knob = meta.get("knob", {})
+    per = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hour": 3600.0}
+    scale = per.get(knob.get("unit") or "", 1.0) if not knob.get("integer") else 1.0
+    label = knob.get("name", "load") + (f" (/{knob['unit']})" if knob.get("unit") and scale != 1.0 else "")
+    if not rules:
+        return None
+    fig = _figure(4.2 * len(rules) + 0.6, 3.3)
+    axes = fig.subplots(1, len(rules), squeeze=False)[0]
+    counted = probes[probes["counted"].astype(bool)] if "counted" in probes else probes
+    groups = list(counted.groupby("grid", dropna=False)) if "grid" in counted else [(None, counted)]
+    for ax, rule in zip(axes, rules, strict=True):
+        figure, limit, text = rule["figure"], rule["value"], rule["text"]
+        unit = re.search(r"(ms|s|%)$", text)
+        factor = _RULE_UNIT[unit.group(1)] if unit else 1.0
+        for grid, rows in groups:
+            if figure not in rows:
+                continue
+            rows = rows.sort_values("value")
+            x = rows["value"].astype(float) * scale
+            y = pd.to_numeric(rows[figure], errors="coerce") * factor
+            name = "" if grid is None or (isinstance(grid, float) and np.isnan(grid)) else f"{grid}"
+            (line,) = ax.plot(x, y, "-", alpha=0.5, label=name or None)
+            ok = rows["passed"].astype(bool).to_numpy()
+            ax.plot(x[ok], y[ok], "o", color=line.get_color())
+            ax.plot(x[~ok], y[~ok], "x", color=line.get_color(), markersize=8)
+        ax.axhline(limit * factor, color="red", linestyle="--", linewidth=1)
+        for a in answers:
+            lo, hi = a.get("feasible"), a.get("infeasible")
+            if lo is not None and hi is not None:
+                ax.axvspan(lo * scale, hi * scale, color="orange", alpha=0.2)
+        ax.set(xlabel=label, title=text, xscale="log")
+        ax.set_ylim(bottom=0)
+        if len(groups) > 1:
+            ax.legend(title=meta.get("grid", {}).get("name"), fontsize=7)
+    return fig

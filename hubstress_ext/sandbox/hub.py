@@ -113,6 +113,7 @@ class Sandbox:
             "workdir": str(self.workdir),
             "concurrent_spawn_limit": self.concurrent_spawn_limit,
             "active_server_limit": self.active_server_limit,
+            "sim_start_time": list(self.sim_delay) if self.sim_delay is not None else None,
             "cpu_count": usable_cores(),  # what its processes share (the bottleneck rules)
         }
 

@@ -14,6 +14,7 @@ LAYERS = {
     "notebook": 5,
     "hub": 4,
     "loadgen": 4,
+    "capacity": 4,
     "engine": 3,
     "sandbox": 3,
     "batching": 3,
