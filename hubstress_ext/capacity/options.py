@@ -170,14 +170,20 @@ class CapacityOptions(RunOptions):
                 f"--grid {grid.name}: not an option or setting of {self.scenario}; one of: {', '.join(known)}"
             )
 
+    def base_values(self) -> dict[str, Any]:
+        """The scenario's options as given, with the search's warm-up where the scenario takes
+        one: what every probe and every reference load starts from."""
+        values = dict(self.probe_values)
+        if self.warmup and find_option(self.run_class.options_type, "warmup") is not None:
+            values.setdefault("warmup", self.warmup)
+        return values
+
     def probe_options(self, value: float, grid_value: Any = None) -> Any:
         """The options of one probe: the scenario's as given, the knob at ``value``, the SLO."""
-        values = {**self.probe_values, self.knob.name: self.knob.value(value), "slo": list(self.slo)}
+        values = {**self.base_values(), self.knob.name: self.knob.value(value), "slo": list(self.slo)}
         grid = self.grid_spec
         if grid is not None and find_option(self.run_class.options_type, grid.name) is not None:
             values[grid.name] = grid_value
-        if self.warmup and find_option(self.run_class.options_type, "warmup") is not None:
-            values.setdefault("warmup", self.warmup)
         return build(self.run_class.options_type, values).resolve()
 
     def public(self) -> dict[str, Any]:

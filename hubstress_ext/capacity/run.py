@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
-import re
 import statistics
 import time
 from collections.abc import Callable
@@ -32,7 +32,7 @@ from hubstress_ext.capacity.search import Search
 from hubstress_ext.engine import slo
 from hubstress_ext.engine.record import RunRecord
 from hubstress_ext.engine.run import Run, verdict_lines
-from hubstress_ext.engine.spec import secret_values
+from hubstress_ext.engine.spec import build, secret_values
 from hubstress_ext.errors import RunError
 
 log = logging.getLogger("hubstress")
@@ -43,8 +43,7 @@ PROBES_DIR = "probes"
 
 
 def knob_of(meta: dict[str, Any]) -> Knob:
-    k = meta["knob"]
-    return Knob(k["name"], k["low"], k["high"], k["integer"], k.get("unit", ""), k.get("text", ""))
+    return Knob(**meta["knob"])
 
 
 class CapacityRun(Run):
@@ -69,14 +68,7 @@ class CapacityRun(Run):
         self._shared: Any = None
         self._stop_reason: str | None = None
         self.meta["probed"] = options.scenario
-        self.meta["knob"] = {
-            "name": self.knob.name,
-            "low": self.knob.low,
-            "high": self.knob.high,
-            "integer": self.knob.integer,
-            "unit": self.knob.unit,
-            "text": self.knob.text,
-        }
+        self.meta["knob"] = dataclasses.asdict(self.knob)
         self.meta["rules"] = self.rules
         self.meta["expected"] = options.expected
         if options.grid_spec is not None:
@@ -173,12 +165,10 @@ class CapacityRun(Run):
     async def _reference(self, grid_value: Any, external: bool, deadline: float) -> None:
         """The scenario's reference load at this grid value (bench: the saturated throughput)."""
         opts = self.options
-        reference = self.probe_class.reference_load(opts.probe_values, self.knob.name)
+        reference = self.probe_class.reference_load(opts.base_values(), self.knob.name)
         if reference is None:
             return
         loads, figure, what = reference
-        from hubstress_ext.engine.spec import build
-
         for values in loads:
             values = {**values, "slo": []}
             if opts.grid_spec is not None and not external:
@@ -379,11 +369,10 @@ class CapacityRun(Run):
         if "error" in out and not out["error"].fillna("").astype(bool).any():
             out = out.drop(columns="error")
         for text in rules:  # each figure in its rule's unit: p99 in ms where the rule says ms
-            figure = slo.parse_rule(text).figure
-            unit = re.search(r"(ms|s|%)$", text.strip())
-            if figure in out and unit:
-                factor = {"ms": 1000.0, "s": 1.0, "%": 100.0}[unit.group(1)]
-                out[f"{figure} ({unit.group(1)})"] = pd.to_numeric(out.pop(figure), errors="coerce") * factor
+            rule = slo.parse_rule(text)
+            unit, factor = slo.unit_of(rule)
+            if rule.figure in out and unit:
+                out[f"{rule.figure} ({unit})"] = pd.to_numeric(out.pop(rule.figure), errors="coerce") * factor
         if "seconds" in out:
             out["seconds"] = out.pop("seconds")
         if "error" in out:
@@ -438,7 +427,7 @@ class CapacityRun(Run):
             "record_meta": dict(self.meta),
             "answers": [a.as_dict() for a in self.answers],
             "rules": [
-                {"figure": r.figure, "value": r.value, "text": r.text}
+                {"figure": r.figure, "value": r.value, "text": r.text, "factor": slo.unit_of(r)[1]}
                 for r in (slo.parse_rule(t) for t in self.meta.get("rules", []))
             ],
         }
@@ -475,14 +464,10 @@ def reference_lines(references: pd.DataFrame, a: Answer, knob: Knob) -> list[str
         return [f"  {what}: not measured ({why})"]
     best = float(measured.max())
     each = ""
-    if "workers" in rows and len(measured) > 1:
+    if "workers" in rows and len(measured) > 1:  # measured keeps the index of its rows
         each = (
             " ("
-            + ", ".join(
-                f"{int(w)} workers {knob.show(float(v))}"
-                for w, v in zip(rows["workers"], pd.to_numeric(rows["value"], errors="coerce"), strict=True)
-                if not math.isnan(v)
-            )
+            + ", ".join(f"{int(rows.at[i, 'workers'])} workers {knob.show(v)}" for i, v in measured.items())
             + ")"
         )
     share = f"; the capacity is {a.value / best * 100:.0f} % of it" if a.value else ""

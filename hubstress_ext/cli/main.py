@@ -242,19 +242,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from hubstress_ext.sandbox.hub import Sandbox, SandboxError
+    from hubstress_ext.hub.run import sandbox_for
+    from hubstress_ext.sandbox.hub import SandboxError
 
     values = {k: v for k, v in vars(args).items() if k != "command"}
     opts = build(SandboxCommandOptions, values).resolve()
     setup_logging(False, None, [])
-    sandbox = Sandbox(
-        opts.sandbox_spawner,
-        concurrent_spawn_limit=opts.sandbox_spawn_limit,
-        active_server_limit=opts.sandbox_active_limit,
-        sim_exec_time=opts.sim_exec_time,
-        sim_delay=opts.sim_start_time,
-        port=opts.port,
-    )
+    sandbox = sandbox_for(opts, port=opts.port)
     stop = asyncio.Event()
 
     async def serve() -> None:

@@ -112,14 +112,24 @@ def evaluate(rules: list[str], figures: dict[str, float], optional: tuple[str, .
     return out
 
 
+_UNIT_FACTOR = {"ms": 1000.0, "s": 1.0, "%": 100.0}
+
+
+def unit_of(rule: Rule) -> tuple[str, float]:
+    """The unit the rule was written in and the factor from the figure's own unit to it
+    (``p99<50ms``: ``("ms", 1000.0)``; no unit: ``("", 1.0)``)."""
+    unit = re.search(r"(ms|s|%)$", rule.text)
+    return (unit.group(1), _UNIT_FACTOR[unit.group(1)]) if unit else ("", 1.0)
+
+
 def show_value(rule: Rule, actual: float) -> str:
     """A figure in the unit its rule was written in (``ready.p90<10s``: seconds)."""
-    unit = re.search(r"(ms|s|%)$", rule.text)
-    if unit and unit.group(1) == "ms":
-        return f"{actual * 1000:.1f}ms"
-    if unit and unit.group(1) == "%":
-        return f"{actual * 100:.2f}%"
-    if unit and unit.group(1) == "s":
+    unit, factor = unit_of(rule)
+    if unit == "ms":
+        return f"{actual * factor:.1f}ms"
+    if unit == "%":
+        return f"{actual * factor:.2f}%"
+    if unit == "s":
         return f"{actual:.3f}s"
     return f"{actual:g}"
 

@@ -35,7 +35,7 @@ from hubstress_ext.hub import report
 from hubstress_ext.hub.api import MARKER_GROUP, HubAPI
 from hubstress_ext.hub.health import HubWatch
 from hubstress_ext.hub.metrics import METRICS_COLUMNS, MetricsScraper
-from hubstress_ext.hub.options import HubOptions
+from hubstress_ext.hub.options import HubOptions, SandboxOptions
 from hubstress_ext.hub.plan import plan_reads, plan_responder
 from hubstress_ext.results.bottleneck import bottleneck
 from hubstress_ext.results.hub_figures import HubFigures, comparison_table, hub_figures
@@ -478,8 +478,9 @@ def hub_run_figures(figures: HubFigures | None, resources: pd.DataFrame) -> dict
     return out
 
 
-def sandbox_for(options: HubOptions) -> Any:
-    """The sandbox hub ``options`` ask for (not started)."""
+def sandbox_for(options: SandboxOptions, **extra: Any) -> Any:
+    """The sandbox hub ``options`` ask for (not started); ``extra``: the launcher's own
+    settings (``hubstress sandbox --port``)."""
     from hubstress_ext.sandbox.hub import Sandbox
 
     return Sandbox(
@@ -488,4 +489,5 @@ def sandbox_for(options: HubOptions) -> Any:
         active_server_limit=options.sandbox_active_limit,
         sim_exec_time=options.sim_exec_time,
         sim_delay=options.sim_start_time,
+        **extra,
     )

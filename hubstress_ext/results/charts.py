@@ -207,19 +207,14 @@ def heatmap(ax, grid: pd.DataFrame, title: str) -> None:
     ax.figure.colorbar(image, ax=ax)
 
 
-_RULE_UNIT = {"ms": 1000.0, "%": 100.0, "s": 1.0}
-
-
 def capacity_figure(
     probes: pd.DataFrame, meta: dict[str, Any], answers: list[dict[str, Any]], rules: list[dict[str, Any]]
 ):
     """Each SLO rule's figure against the knob (one panel per rule; one series per grid value),
     passes as dots and failures as crosses, the rule's limit as a dashed line, and the bracket
     the search found shaded: the boundary, while it is being searched and after. ``rules`` are
-    the parsed rules as plain dicts (figure, value, text), so results need not know the SLO
-    grammar."""
-    import re
-
+    the parsed rules as plain dicts (figure, value, text, factor: from the figure's unit to the
+    rule's), so results need not know the SLO grammar."""
     if probes.empty or "value" not in probes:
         return None
     knob = meta.get("knob", {})
@@ -233,9 +228,7 @@ def capacity_figure(
     counted = probes[probes["counted"].astype(bool)] if "counted" in probes else probes
     groups = list(counted.groupby("grid", dropna=False)) if "grid" in counted else [(None, counted)]
     for ax, rule in zip(axes, rules, strict=True):
-        figure, limit, text = rule["figure"], rule["value"], rule["text"]
-        unit = re.search(r"(ms|s|%)$", text)
-        factor = _RULE_UNIT[unit.group(1)] if unit else 1.0
+        figure, limit, text, factor = rule["figure"], rule["value"], rule["text"], rule["factor"]
         for grid, rows in groups:
             if figure not in rows:
                 continue
