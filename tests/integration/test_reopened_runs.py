@@ -42,6 +42,17 @@ def sweep(sim_hub, endpoint):
     return make_run("sweep", url=endpoint, workers=[2, 4], batch_sizes=[1, 4], duration=0.3, warmup=0.1)
 
 
+def capacity(sim_hub, endpoint):
+    return make_run(
+        "capacity",
+        scenario="bench",
+        probe={"url": endpoint, "duration": 0.2},
+        vary="workers=1..8",
+        slo=["latency.p99<5s"],
+        warmup=0,
+    )
+
+
 RUNS = {
     "stress-test": stress_test,
     "activity-stress-test": activity_stress_test,
@@ -49,6 +60,7 @@ RUNS = {
     "purge": purge,
     "bench": bench,
     "sweep": sweep,
+    "capacity": capacity,
 }
 
 
