@@ -189,8 +189,8 @@ class CapacityRun(Run):
             )
             if measured is None:
                 log.warning("the reference load (%s) measured nothing: %s", what, run.error or run.status)
-            if self._stop_reason or self.stopping:
-                return
+            if self._stop_reason or self.stopping or run.status == "failed":
+                return  # a target that cannot be reached once is not tried with more workers
 
     async def _probe(
         self, value: float, grid_value: Any, phase: str, deadline: float, external: bool
