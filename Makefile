@@ -44,6 +44,7 @@ bench: $(STAMP) debian-wrk
 	$(PY) benchmarks/batching.py
 	$(PY) benchmarks/load_generators.py
 	$(PY) benchmarks/dask_scaling.py
+	$(PY) benchmarks/capacity.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

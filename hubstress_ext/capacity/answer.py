@@ -177,31 +177,36 @@ def _estimate(
     return middle
 
 
-def answer_line(a: Answer, knob: Knob, scenario_unit: str = "") -> str:
-    """``capacity 143/min (feasible 140/min, infeasible 150/min, ±4 %, 9 probes, 6 m 12 s)``."""
+def answer_line(a: Answer, knob: Knob, grid_name: str | None = None) -> str:
+    """``capacity 143/min (feasible 140/min, infeasible 150/min, ±4 %, 9 probes, 6 m 12 s)``;
+    with a grid, ``capacity at batch_size=8: ...``; a knob with no unit of its own (workers, a
+    count) is named: ``capacity workers=193 (...)``."""
     took = f"{a.probes} probes, {_duration(a.seconds)}"
-    where = f" at {a.grid}" if a.grid is not None else ""
+    where = "" if a.grid is None else f" at {grid_name}={a.grid}:" if grid_name else f" at {a.grid}:"
+    subject = f"capacity{where}" + ("" if knob.unit else f" {knob.name}")  # "capacity workers"
+    equals = " " if knob.unit else "="
     bound = " (a lower bound: the load generator was the limit at the boundary)" if a.lower_bound else ""
     if a.outcome == "bracket":
         pm = f", ±{a.plus_minus * 100:.0f} %" if a.plus_minus is not None else ""
         if a.plus_minus is not None and a.estimate == a.feasible:  # the boundary lies above
             pm = f", the boundary within +{a.plus_minus * 100:.0f} %"
         return (
-            f"capacity{where} {knob.show(a.estimate)} (feasible {knob.show(a.feasible)}, infeasible "
+            f"{subject}{equals}{knob.show(a.estimate)} (feasible {knob.show(a.feasible)}, infeasible "
             f"{knob.show(a.infeasible)}{pm}, {took}){bound}"
         )
     if a.outcome == "above":
         return (
-            f"capacity{where} >= {knob.show(a.feasible)}: every probe passed up to the highest asked "
+            f"{subject} >= {knob.show(a.feasible)}: every probe passed up to the highest asked "
             f"({took}); a bound, not the boundary: raise HIGH in --vary"
         )
     if a.outcome == "below":
         return (
-            f"capacity{where} < {knob.show(a.infeasible)}: the lowest probe already failed ({took}); "
+            f"{subject} < {knob.show(a.infeasible)}: the lowest probe already failed ({took}); "
             "lower LOW in --vary"
         )
     best = f"feasible {knob.show(a.feasible)}, infeasible {knob.show(a.infeasible)}"
-    return f"unresolved{where}: {a.reason or 'the search stopped'}; the best bracket so far: {best} ({took})"
+    stopped = a.reason or "the search stopped"
+    return f"unresolved{where.rstrip(':')}: {stopped}; the best bracket so far: {best} ({took})"
 
 
 def _duration(seconds: float) -> str:

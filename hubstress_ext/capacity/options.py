@@ -65,6 +65,7 @@ class CapacityOptions(RunOptions):
         0.1,
         "stop bisecting when (infeasible - feasible) / feasible is this small (10% or 0.1)",
         parse=_fraction,
+        panel=True,
         low=0,
         above=True,
         metavar="SHARE",
@@ -84,7 +85,7 @@ class CapacityOptions(RunOptions):
         unit="seconds",
         panel=True,
     )
-    max_probes: int = option(40, "probes at most, over the whole search", low=1)
+    max_probes: int = option(40, "probes at most in one search (with --grid: at each grid value)", low=1)
     warmup: float = option(
         1.0,
         "seconds of load before each probe's measured part, for scenarios that take a warm-up "

@@ -52,6 +52,25 @@ class CapacityRun(Run):
     scenario = "capacity"
     options_type = CapacityOptions
     options: CapacityOptions
+    # what picks the next probe: a subclass swaps in another strategy with the same probes
+    # (benchmarks/capacity.py: a linear scan and plain bisection beside this search)
+    search_type: type[Search] = Search
+    help_epilog = """\
+Every option after SCENARIO that capacity does not know is the probed scenario's own, unchanged
+(`hubstress SCENARIO --help` lists them). Each probe is one run of it with --vary's option at one
+value, from a clean state; the answer is the most load that passed the --slo, the rule that broke
+just above it, and the bottleneck there.
+
+examples:
+  hubstress capacity session-test --sandbox --sandbox-spawner sim --spawn-limit 5 \\
+      --vary rate=10/min..600/min --slo 'ready.p90<10s, failures<1%' --precision 10% --budget 15m
+  hubstress capacity stress-test --sandbox --sandbox-spawner sim --vary count=10..2000 \\
+      --slo 'ready.p90<30s'
+  hubstress capacity bench http://127.0.0.1:8888/hubstress/batch --vary rate=100..20000 \\
+      --slo 'p99<50ms, errors<0.1%' --grid batch_size=1,8,32,64
+  hubstress capacity ... --expect-capacity 120/min --junit capacity.xml   # a CI check
+
+exit status: 0 resolved (and --expect-capacity met), 1 unresolved or below it, 130 Ctrl-C."""
 
     def __init__(self, options: CapacityOptions) -> None:
         super().__init__(options)
@@ -67,6 +86,7 @@ class CapacityRun(Run):
         self._current: Run | None = None
         self._shared: Any = None
         self._stop_reason: str | None = None
+        self._first = 0  # the first row of the search in progress (one per grid value)
         self.meta["probed"] = options.scenario
         self.meta["knob"] = dataclasses.asdict(self.knob)
         self.meta["rules"] = self.rules
@@ -110,9 +130,9 @@ class CapacityRun(Run):
     async def _search_one(self, grid_value: Any, deadline: float, external: bool) -> None:
         opts = self.options
         knob = self.knob
-        search = Search(knob.low, knob.high, opts.precision, knob.integer, opts.repeats)
+        search = self.search_type(knob.low, knob.high, opts.precision, knob.integer, opts.repeats)
         started = time.monotonic()
-        first = len(self.rows)
+        first = self._first = len(self.rows)
         if not self._stop_reason:
             await self._reference(grid_value, external, deadline)
         while not self._stop_reason:
@@ -150,8 +170,10 @@ class CapacityRun(Run):
         opts = self.options
         if self.stopping:
             return "stopped before it was done"
-        if len(self.rows) >= opts.max_probes:
-            return f"--max-probes {opts.max_probes} reached"
+        if len(self.rows) - self._first >= opts.max_probes:
+            return f"--max-probes {opts.max_probes} reached" + (
+                " at this grid value" if opts.grid_spec else ""
+            )
         left = deadline - time.monotonic()
         took = [r["seconds"] for r in self.rows if r["counted"]]
         typical = statistics.median(took) if took else 0.0
@@ -399,7 +421,7 @@ class CapacityRun(Run):
             lines.append("no probe ran")
         references = record.frame("references")
         for a in answers_of(record):
-            lines.append(answer_line(a, knob))
+            lines.append(answer_line(a, knob, (meta.get("grid") or {}).get("name")))
             if a.binding_line:
                 lines.append(f"  binding rule: {a.binding_line}")
             if a.bottleneck:
@@ -412,7 +434,8 @@ class CapacityRun(Run):
         best = meta.get("best")
         if meta.get("grid") and best:
             value = Answer(**best).value
-            found = knob.show(value) if value is not None else "no capacity found"
+            named = "" if knob.unit else f"{knob.name}="
+            found = f"{named}{knob.show(value)}" if value is not None else "no capacity found"
             lines.append(f"best: {meta['grid']['name']}={best['grid']}: {found}")
         noisy = meta.get("noisy_values")
         if noisy:

@@ -17,7 +17,7 @@ from hubstress_ext.engine import registry
 from hubstress_ext.engine.spec import UNSET, Opt, options_of, warn_alias
 from hubstress_ext.errors import OptionError
 
-HELP_DEFAULTS_HIDDEN = (None, False, "", {})
+HELP_DEFAULTS_HIDDEN = (None, False, "", {}, [])
 
 
 class RaisingParser(argparse.ArgumentParser):
@@ -133,7 +133,13 @@ def add_scenario_parsers(subs: argparse._SubParsersAction) -> None:
         summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else None
         # a scenario that takes the words it does not know (capacity: the probe's options) must
         # not read an abbreviation of its own flags into them (--re would be --repeats)
-        p = subs.add_parser(name, help=summary, allow_abbrev=rest_option(cls.options_type) is None)
+        p = subs.add_parser(
+            name,
+            help=summary,
+            allow_abbrev=rest_option(cls.options_type) is None,
+            epilog=cls.help_epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog's examples as written
+        )
         add_options(p, cls.options_type)
         p.add_argument(
             "--file",

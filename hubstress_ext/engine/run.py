@@ -49,6 +49,7 @@ class Run:
     # settings of the target (not options of the run) that a run made of runs may change
     # between its runs (``capacity --grid``: the endpoint's batch_size): see ``set_external``
     external_settings: ClassVar[tuple[str, ...]] = ()
+    help_epilog: ClassVar[str | None] = None  # after the options in `hubstress NAME --help`
 
     def __init__(self, options: Any) -> None:
         self.options = options

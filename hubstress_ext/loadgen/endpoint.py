@@ -73,6 +73,14 @@ class EndpointControl:
     async def stats(self) -> dict[str, Any]:
         return await self._call("GET", "/stats")
 
+    async def stats_or_none(self) -> dict[str, Any] | None:
+        """``stats()``, or None where it cannot be read: a figure beside the run's own, never a
+        reason for the run to fail."""
+        try:
+            return await self.stats()
+        except (RunError, aiohttp.ClientError, TimeoutError):
+            return None
+
     async def _call(self, method: str, path: str, body: dict | None = None) -> Any:
         assert self._session is not None, "use EndpointControl as an async context manager"
         url = self.base + path
@@ -88,3 +96,14 @@ class EndpointControl:
                 message = doc.get("message") if isinstance(doc, dict) else None
                 raise RunError(f"{method} {url}: {resp.status} {message or ''}".rstrip())
             return doc
+
+
+def endpoint_cpu_pct(before: dict[str, Any] | None, after: dict[str, Any] | None) -> float | None:
+    """The endpoint process's CPU over the time between two ``/stats`` answers, in % of one
+    core; None when either is missing or the process changed between them (a restart)."""
+    if not before or not after or before.get("pid") != after.get("pid"):
+        return None
+    wall = after["time"] - before["time"]
+    if wall <= 0:
+        return None
+    return (after["cpu_seconds"] - before["cpu_seconds"]) / wall * 100.0

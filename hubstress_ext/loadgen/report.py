@@ -29,6 +29,8 @@ def bench_lines(stats: dict) -> list[str]:
         ("elapsed s", stats["elapsed_s"]),
         ("client CPU % / µs per request", _slash(stats, "client_cpu_pct", "client_cpu_us_per_request")),
     ]
+    if "endpoint_cpu_pct" in stats:  # a hubstress endpoint's own, from its /stats
+        rows.append(("endpoint CPU %", stats["endpoint_cpu_pct"]))
     if "batch_size_mean" in stats:
         rows.append(("server batch size (mean)", stats["batch_size_mean"]))
     if "target_rate" in stats:

@@ -17,7 +17,13 @@ from hubstress_ext.engine.run import Run, verdict_lines
 from hubstress_ext.errors import RunError
 from hubstress_ext.loadgen import report
 from hubstress_ext.loadgen.connection import Target
-from hubstress_ext.loadgen.endpoint import AUTH_STATUSES, EndpointControl, auth_hint
+from hubstress_ext.loadgen.endpoint import (
+    AUTH_STATUSES,
+    EndpointAuthError,
+    EndpointControl,
+    auth_hint,
+    endpoint_cpu_pct,
+)
 from hubstress_ext.loadgen.load import (
     BEHIND_LAG_MS,
     BEHIND_RATE,
@@ -116,6 +122,9 @@ class LoadRun(Run):
             self.load.timeout = STOP_GRACE_S  # answers in flight get this long, then "unfinished"
 
 
+ENDPOINT_BUSY_CPU_PCT = 90.0  # a hubstress endpoint (one event loop) above this is CPU-bound
+
+
 class BenchRun(LoadRun):
     """load an HTTP endpoint (closed loop, or open loop with --rate)"""
 
@@ -182,13 +191,19 @@ class BenchRun(LoadRun):
         errors = stats.get("errors") or {}
         cpu = stats.get("client_cpu_pct")
         ours = f"; the generator kept up (client CPU {cpu:.0f} %)" if isinstance(cpu, int | float) else ""
+        server = stats.get("endpoint_cpu_pct")
+        theirs = ""
+        if isinstance(server, int | float):
+            theirs = f", endpoint CPU {server:.0f} %"
+            if server >= ENDPOINT_BUSY_CPU_PCT:
+                theirs += " (a core's worth: its CPU, not the model's time, is the limit)"
         if errors:
             top = sorted(errors.items(), key=lambda kv: -kv[1])[:3]
             said = ", ".join(f"{n} x {reason}" for reason, n in top)
-            return f"the endpoint: {said}{ours}"
+            return f"the endpoint: {said}{theirs}{ours}"
         p99 = stats.get("p99_ms")
         at = f"p99 {p99:.1f} ms" if isinstance(p99, int | float) else "no latency measured"
-        return f"the endpoint: {at} at {stats.get('qps', 0):g} req/s, nothing refused{ours}"
+        return f"the endpoint: {at} at {stats.get('qps', 0):g} req/s, nothing refused{theirs}{ours}"
 
     def __init__(self, options: LoadOptions) -> None:
         super().__init__(options)
@@ -201,11 +216,19 @@ class BenchRun(LoadRun):
         await check_reachable(target, min(opts.request_timeout, 10.0))
         self.meta["url"] = opts.url
         self.meta["mode"] = "open" if opts.open_loop else "closed"
-        async with self.shard_cluster():
+        control = EndpointControl(opts.url, opts.headers(), opts.request_timeout)
+        async with self.shard_cluster(), control:
+            # a hubstress endpoint tells its own CPU (/stats): beside the client's, it says
+            # which side of the wire was the limit; any other endpoint's is not visible
+            try:
+                watched = await control.probe() is not None
+            except EndpointAuthError:  # the load's own answers will say so, with their counts
+                watched = False
             if opts.warmup > 0:  # the same load, not recorded: connections and the model warm
                 warm = dataclasses.replace(opts, duration=opts.warmup, requests=None)
                 await self.execute_load(warm, grace=STOP_GRACE_S)
                 self.meta["warmup_s"] = opts.warmup
+            before = await control.stats_or_none() if watched else None
             self.progress.begin(PHASE, opts.requests or 0)
             ticker = asyncio.ensure_future(self._tick())
             try:
@@ -213,9 +236,13 @@ class BenchRun(LoadRun):
             finally:
                 ticker.cancel()
                 self._report_progress()
+            after = await control.stats_or_none() if watched else None
         self.result = result
         df = result.frame
         self.stats = bench_stats(df, result.elapsed, result.cpu)
+        server_cpu = endpoint_cpu_pct(before, after)
+        if server_cpu is not None:
+            self.stats["endpoint_cpu_pct"] = round(server_cpu, 1)
         if result.schedule is not None:
             self.stats.update(self._open_loop_stats(result.schedule, df))
         self.meta["stats"] = self.stats

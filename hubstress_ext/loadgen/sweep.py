@@ -20,7 +20,7 @@ from hubstress_ext.engine.record import RunRecord
 from hubstress_ext.errors import RunError
 from hubstress_ext.loadgen import report
 from hubstress_ext.loadgen.connection import Target
-from hubstress_ext.loadgen.endpoint import EndpointControl
+from hubstress_ext.loadgen.endpoint import EndpointControl, endpoint_cpu_pct
 from hubstress_ext.loadgen.options import SweepOptions
 from hubstress_ext.loadgen.run import STOP_GRACE_S, LoadRun, check_reachable
 from hubstress_ext.loadgen.summary import bench_stats
@@ -115,12 +115,9 @@ class SweepRun(LoadRun):
             said.extend(f"cell {workers} workers: {w}" for w in result.warnings)
         if degraded(result.shards):
             self.degraded_cells += 1
-        server_cpu = math.nan
-        if before and after and before.get("pid") == after.get("pid"):
-            wall = after["time"] - before["time"]
-            server_cpu = (
-                (after["cpu_seconds"] - before["cpu_seconds"]) / wall * 100.0 if wall > 0 else math.nan
-            )
+        cpu = endpoint_cpu_pct(before, after)
+        server_cpu = math.nan if cpu is None else cpu
+        if cpu is not None and after:
             actual_bs = after.get("settings", {}).get("batch_size", actual_bs)
         frame.insert(0, "batch_size_setting", actual_bs)
         frame.insert(0, "workers", workers)

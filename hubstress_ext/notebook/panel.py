@@ -5,6 +5,11 @@ The form is made from the registry: the chosen scenario's options declared with
 values (``Opt.panel_value``: the defaults, except that a fresh panel targets the sandbox hub
 with simulated servers, so Start works with no hub of your own). Start builds the run with
 ``make_run`` like every front end; errors show under the form, naming the form's fields.
+
+"find capacity" is a mode, not a scenario of the drop-down: ticked, the form keeps the chosen
+scenario's fields (what each probe runs, its SLO the search's) and adds the search's own
+(``vary``, ``precision``, ``budget``); Start makes ``make_run("capacity", scenario=..., probe=...)``,
+the same run as ``hubstress capacity SCENARIO ...``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from hubstress_ext.notebook.live import LiveView
 
 STYLE = {"description_width": "120px"}
 FIRST = ("endpoint", "url", "token", "count")  # then the rest in declaration order
+CAPACITY = "capacity"
+SEARCH_OWN = ("slo", "save", "junit", "verbose")  # a probe's fields that go to the search instead
 _FLAG = re.compile(r"--[a-z][a-z0-9-]*")
 
 
@@ -56,13 +63,32 @@ def _placeholder(opt: Opt) -> str:
 
 
 class Panel:
-    def __init__(self, scenario: str = registry.DEFAULT_SCENARIO, **values: Any) -> None:
+    def __init__(
+        self, scenario: str = registry.DEFAULT_SCENARIO, find_capacity: bool = False, **values: Any
+    ) -> None:
         registry.scenario(scenario)  # an unknown name is an error here, not at Start
+        if scenario == CAPACITY:
+            raise TypeError(
+                "capacity is the panel's 'find capacity' mode: "
+                "panel(scenario='session-test', find_capacity=True, vary='rate=10/min..600/min', slo=...)"
+            )
+        from hubstress_ext.capacity.options import NOT_PROBED
         from hubstress_ext.notebook.display import register_current
 
         register_current()
+        self._not_probed = NOT_PROBED
         self.scenario = widgets.Dropdown(
-            options=registry.names(), value=scenario, description="scenario", style=STYLE
+            options=[n for n in registry.names() if n != CAPACITY],
+            value=scenario,
+            description="scenario",
+            style=STYLE,
+        )
+        self.find_capacity = widgets.Checkbox(
+            value=bool(find_capacity), indent=False, description="find capacity"
+        )
+        self.find_capacity.tooltip = (
+            "search for the most load within the SLO: each probe is one run of this scenario, "
+            "with vary's option at one value"
         )
         self.fields: dict[str, widgets.ValueWidget] = {}
         self.form = widgets.VBox()
@@ -80,16 +106,38 @@ class Panel:
         self._objects: dict[str, tuple[str, Any]] = {}
         self._build_form(values)
         self.scenario.observe(lambda change: self._build_form({}), names="value")
+        self.find_capacity.observe(lambda change: self._build_form(self._typed()), names="value")
         self.start_button.on_click(lambda _b: self.start())
         self.stop_button.on_click(lambda _b: self.stop())
         controls = widgets.VBox(
-            [self.scenario, self.form, widgets.HBox([self.start_button, self.stop_button]), self.error]
+            [
+                widgets.HBox([self.scenario, self.find_capacity]),
+                self.form,
+                widgets.HBox([self.start_button, self.stop_button]),
+                self.error,
+            ]
         )
         self.widget = widgets.VBox([controls, self.view.widget])
         self.widget.add_class("hubstress-panel")
 
+    @property
+    def searching(self) -> bool:
+        """The 'find capacity' mode is on (and the scenario is one a search can probe)."""
+        return bool(self.find_capacity.value) and self.scenario.value not in self._not_probed
+
     def _opts(self) -> list[Opt]:
-        return [o for o in options_of(registry.scenario(self.scenario.value).options_type) if o.spec.panel]
+        opts = [o for o in options_of(registry.scenario(self.scenario.value).options_type) if o.spec.panel]
+        if self.searching:
+            names = {o.name for o in opts}
+            search = options_of(registry.scenario(CAPACITY).options_type)
+            opts += [o for o in search if o.spec.panel and o.name not in names]
+        return opts
+
+    def _typed(self) -> dict[str, Any]:
+        """The form's fields as they are typed now, for a form rebuilt around them."""
+        keep = {o.name for o in self._opts()}
+        typed = {name: w.value for name, w in self.fields.items() if name in keep}
+        return {name: value for name, value in typed.items() if value not in ("", None)}
 
     def _build_form(self, values: dict[str, Any]) -> None:
         """The chosen scenario's fields; ``values`` override their starting values."""
@@ -106,6 +154,7 @@ class Panel:
             if checked is not None and opt.kind is str and not isinstance(checked, str | list):
                 self._objects[opt.name] = (str(checked), value)
         shown = {name: text for name, (text, _obj) in self._objects.items()}
+        self.find_capacity.disabled = self.scenario.value in self._not_probed
         self.fields = {o.name: _widget(o, shown.get(o.name, values.get(o.name, o.panel_value))) for o in opts}
         rows: list[widgets.Widget] = []
         if "sandbox" in self.fields:  # where the run goes first: the sandbox, or a hub of yours
@@ -162,7 +211,7 @@ class Panel:
             if "url" in self.fields and not values.get("url"):
                 example = "http://127.0.0.1:8765/hubstress/batch"
                 raise OptionError(f"{self.scenario.value} needs the endpoint URL, e.g. {example}")
-            run = registry.make_run(self.scenario.value, **values)
+            run = self._make(values)
         except OptionError as exc:
             self._show_error(self._in_form_words(str(exc)))
             return None
@@ -173,6 +222,23 @@ class Panel:
         self._done_thread = threading.Thread(target=self._when_done, args=(run,), daemon=True)
         self._done_thread.start()
         return run
+
+    def _make(self, values: dict[str, Any]) -> Any:
+        """The run the form describes: the scenario's, or (find capacity) a search of its probes."""
+        if not self.searching:
+            return registry.make_run(self.scenario.value, **values)
+        search_fields = {o.name for o in options_of(registry.scenario(CAPACITY).options_type) if o.spec.panel}
+        own = {k: v for k, v in values.items() if k in search_fields or k in SEARCH_OWN}
+        probe = {k: v for k, v in values.items() if k not in own}
+        if not own.get("vary"):
+            raise OptionError(
+                "find capacity needs 'vary': the option to search over, e.g. rate=10/min..600/min"
+            )
+        from hubstress_ext.capacity.knob import parse_vary
+
+        knob = parse_vary(own["vary"], registry.scenario(self.scenario.value).options_type)
+        probe.pop(knob.name, None)  # its field's value is what the search varies
+        return registry.make_run(CAPACITY, scenario=self.scenario.value, probe=probe, **own)
 
     def _in_form_words(self, message: str) -> str:
         """Name the form's fields where the message names CLI flags: '--count' -> 'count'."""

@@ -148,7 +148,7 @@ def code_of_report(folder):
     proc = subprocess.run(
         [sys.executable, "-m", "hubstress_ext", "report", str(path)], capture_output=True, text=True
     )
-    assert "capacity at 8 " in proc.stdout, proc.stdout + proc.stderr
+    assert "capacity at batch_size=8: rate=" in proc.stdout, proc.stdout + proc.stderr
     return proc.returncode
 
 
@@ -191,3 +191,25 @@ def test_ctrl_c_mid_search_reports_the_bracket_unresolved_and_leaves_nothing(sim
     assert "unresolved" in out, out
     assert clean_hub.group() in (None, [])  # every user it made (and marked) is deleted
     assert clean_hub.active() == set()
+
+
+def test_the_panel_finds_the_capacity_of_a_real_endpoint():
+    """The panel's "find capacity" mode: the bench form plus the search's fields, Start, the
+    live view; the run is the same search `hubstress capacity bench` makes."""
+    from hubstress_ext.notebook.panel import Panel
+
+    with serve("--model", "device-sim", "--batch-size", "1", "--max-queue", "10000") as (url, _):
+        p = Panel(scenario="bench", find_capacity=True, url=f"{url}/hubstress/batch")
+        p.vary.value = "rate=50..200"
+        p.slo.value = "p99<200ms"
+        p.duration.value = "0.5"
+        run = p.start()
+        assert run is not None, p.error.value
+        assert p.wait(180)
+    assert run.scenario == "capacity" and run.status == "finished", run.error
+    assert run.options.scenario == "bench" and len(run.probes) >= 1
+    assert run.answers and run.answers[0].outcome in ("above", "bracket", "below"), run.report()
+    shown = p.view.table.value
+    assert "capacity" in shown and "probe" in shown, shown[:2000]
+    assert p.view.chart.value  # the boundary chart, drawn while it searched and after
+    assert not p.start_button.disabled and p.stop_button.disabled

@@ -21,7 +21,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "notebooks"
 
 def test_the_notebooks_are_there():
     names = {p.stem for p in NOTEBOOKS}
-    assert {"spawn-storm", "activity", "batching", "compare-runs", "rehearse-a-class"} <= names
+    assert {"spawn-storm", "activity", "batching", "compare-runs", "rehearse-a-class", "capacity"} <= names
 
 
 def execute(path: Path, workdir: Path):

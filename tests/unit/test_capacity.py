@@ -298,3 +298,53 @@ def test_an_unresolved_search_says_why_and_shows_the_best_bracket():
     line = answer_line(a, knob)
     assert line.startswith("unresolved: stopped before it was done")
     assert "feasible 60/min, infeasible 120/min" in line
+
+
+def test_the_panels_find_capacity_mode_adds_the_searchs_fields_and_makes_a_search():
+    from hubstress_ext.notebook.panel import Panel
+
+    with pytest.raises(TypeError, match="'find capacity' mode"):
+        Panel(scenario="capacity")
+    p = Panel(scenario="session-test")
+    assert "vary" not in p.fields
+    p.count.value = 7
+    p.find_capacity.value = True  # the form grows the search's fields and keeps what was typed
+    assert {"vary", "precision", "budget", "count", "slo"} <= set(p.fields)
+    assert p.count.value == 7
+    assert "find capacity needs 'vary'" in _start_error(p)
+    p.vary.value = "rate=10/min..600/min"
+    p.rate.value = 1.0  # the field of the knob itself: what the search varies, not sent
+    assert "'SLO rules' is required" in _start_error(p)  # the form's label, not --slo
+    p.slo.value = "ready.p90<10s"
+    run = p._make(p.values())
+    assert run.scenario == "capacity" and run.options.scenario == "session-test"
+    assert run.knob.name == "rate" and run.options.slo == ["ready.p90<10s"]
+    assert run.options.probe["count"] == 7 and "rate" not in run.options.probe
+    p.find_capacity.value = False
+    assert "vary" not in p.fields and p.count.value == 7
+    p.scenario.value = "purge"  # nothing to search over: the mode is off for it
+    assert p.find_capacity.disabled and not p.searching
+    assert "capacity" not in p.scenario.options
+
+
+def _start_error(p):
+    assert p.start() is None
+    return p.error.value
+
+
+def test_the_answer_names_the_grid_value_and_a_knob_without_a_unit():
+    from hubstress_ext.capacity.answer import Answer
+    from hubstress_ext.loadgen.options import LoadOptions
+
+    workers = parse_vary("workers=1..256", LoadOptions)
+    a = Answer("bracket", 181.0, 197.0, 189.0, 0.04, 15, 31.0, grid=1)
+    assert answer_line(a, workers, "batch_size").startswith(
+        "capacity at batch_size=1: workers=189 (feasible 181, infeasible 197, ±4 %"
+    )
+    top = Answer("above", 256.0, None, None, None, 9, 18.0, grid=8)
+    assert answer_line(top, workers, "batch_size").startswith("capacity at batch_size=8: workers >= 256:")
+    per_min = parse_vary("rate=10/min..600/min", SessionOptions)
+    low = Answer("below", None, 1 / 6, None, None, 1, 5.0)
+    assert answer_line(low, per_min).startswith("capacity < 10/min: the lowest probe already failed")
+    open_ = Answer("open", 100.0, 200.0, None, None, 9, 18.0, grid=32, reason="--max-probes 40 reached")
+    assert answer_line(open_, workers, "batch_size").startswith("unresolved at batch_size=32: --max-probes")
