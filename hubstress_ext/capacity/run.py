@@ -85,6 +85,7 @@ exit status: 0 resolved (and --expect-capacity met), 1 unresolved or below it, 1
         self.answers: list[Answer] = []
         self._current: Run | None = None
         self._shared: Any = None
+        self._cluster: Any = None  # --dask: the probes' one cluster, opened once for the search
         self._stop_reason: str | None = None
         self._first = 0  # the first row of the search in progress (one per grid value)
         self.meta["probed"] = options.scenario
@@ -103,8 +104,12 @@ exit status: 0 resolved (and --expect-capacity met), 1 unresolved or below it, 1
         external = grid is not None and grid.name in self.probe_class.external_settings
         deadline = time.monotonic() + opts.budget
         self.progress.begin(PHASE, 0)
-        async with self.probe_class.shared_target(opts.template) as shared:
+        async with (
+            self.probe_class.shared_target(opts.template) as shared,
+            self.cluster_for(opts.template) as cluster,
+        ):
             self._shared = shared
+            self._cluster = cluster
             original: Any = None
             changed = False
             try:
@@ -240,6 +245,8 @@ exit status: 0 resolved (and --expect-capacity met), 1 unresolved or below it, 1
         self._current = run
         if self._shared is not None:
             run.adopt(self._shared)
+        if self._cluster is not None:
+            run.lend_cluster(self._cluster)
         task = asyncio.ensure_future(run.run_async())
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=max(deadline - time.monotonic(), 0.0))

@@ -68,6 +68,7 @@ class Run:
         self._started = threading.Event()  # set once the run's loop is known (stop() works)
         self.outcomes: list[slo.Outcome] = []  # the --slo rules, evaluated when the run ends
         self.cluster: Any = None  # a --dask run's cluster (``cluster.target.Cluster``) while it runs
+        self._lent_cluster: Any = None  # one a run made of runs opened for all of its runs
 
     # -- what a subclass implements ----------------------------------------------------------
 
@@ -115,12 +116,37 @@ class Run:
             return
         from hubstress_ext.cluster.target import open_cluster
 
-        self.cluster = await asyncio.to_thread(open_cluster, target)
+        lent = self._lent_cluster
+        self.cluster = lent if lent is not None else await asyncio.to_thread(open_cluster, target)
         self.meta["dask"] = {"cluster": self.cluster.description, "workers": self.cluster.workers}
         try:
             yield
         finally:
-            await asyncio.to_thread(self.cluster.close)
+            if lent is None:  # a lent cluster is closed by whoever opened it
+                await asyncio.to_thread(self.cluster.close)
+
+    def lend_cluster(self, cluster: Any) -> None:
+        """Shard on ``cluster`` (already open) instead of opening one from ``--dask``: a
+        capacity search opens its probes' cluster once, not once per probe (a local cluster
+        takes seconds to start)."""
+        self._lent_cluster = cluster
+
+    @contextlib.asynccontextmanager
+    async def cluster_for(self, options: Any) -> AsyncIterator[Any]:
+        """The cluster that runs with ``options`` would open (None without ``--dask``), opened
+        once for a run made of them and closed after."""
+        target = getattr(options, "dask", None)
+        if not target:
+            yield None
+            return
+        from hubstress_ext.cluster.target import open_cluster
+
+        cluster = await asyncio.to_thread(open_cluster, target)
+        self.meta["dask"] = {"cluster": cluster.description, "workers": cluster.workers}
+        try:
+            yield cluster
+        finally:
+            await asyncio.to_thread(cluster.close)
 
     # -- a run made of runs (``capacity``): what its runs share, and what each one concluded ----
 

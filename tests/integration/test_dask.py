@@ -347,3 +347,26 @@ def test_a_second_stop_abandons_the_shards_at_once(app):
     assert (
         sum(v["n"] for v in seen_by_target(app).values()) == frozen
     )  # the workers are gone with the cluster
+
+
+def test_a_capacity_search_shards_every_probe_on_one_cluster(app):
+    """capacity with --dask: each probe (and each reference load) is sharded as a bench is,
+    on the one cluster the search opened; the search itself stays on the client."""
+    run = make_run(
+        "capacity",
+        scenario="bench",
+        probe_args=[f"{app}/shard", "--dask", "local:2", "--duration", "1"],
+        vary="rate=40..80",
+        slo=["errors<1%"],
+        warmup=0,
+    ).execute()
+    assert run.status == "finished", run.error
+    assert run.answers[0].outcome == "above", run.report()  # 40 and 80 /s: both pass
+    assert len(run.runs) == 2
+    for probe in run.runs:
+        assert probe.status == "finished", probe.error
+        assert sorted(probe.df["shard"].unique()) == [0, 1]  # the load came from both shards
+    clusters = {id(r.cluster) for r in run.runs}
+    assert len(clusters) == 1 and run.runs[0].cluster is not None  # opened once, not per probe
+    assert len(run.meta["dask"]["workers"]) == 2
+    assert [r["status"] for r in run.references] == ["finished"] * 3
