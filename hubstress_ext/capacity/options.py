@@ -8,6 +8,7 @@ bad value fails before anything starts.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from hubstress_ext.errors import OptionError
 
 NOT_PROBED = ("capacity", "purge", "sweep")  # a search over these would mean nothing
 OWN = ("slo", "save", "junit", "verbose")  # the search's, not each probe's
+MIN_COUNT = 5  # a rate probe's fewest arrivals: fewer cannot show a p90
 _DURATION = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*(s|m|min|h)?\s*")
 _SCALE = {None: 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
@@ -94,6 +96,15 @@ class CapacityOptions(RunOptions):
         low=0,
         unit="seconds",
     )
+    probe_window: float = option(
+        60.0,
+        "when --vary is a rate and the probe's --count is not given: seconds of arrivals in each "
+        "probe (its count is rate x window, at least 5), so a slow probe does not take 10 minutes",
+        parse=_seconds("--probe-window"),
+        low=0,
+        above=True,
+        unit="seconds",
+    )
     expect_capacity: str | None = option(
         None, "fail (exit 1) when the capacity found is below this, e.g. 120/min", metavar="VALUE"
     )
@@ -151,6 +162,14 @@ class CapacityOptions(RunOptions):
         if self.grid_spec is not None:
             self._check_grid(options_type)
         self.probe_values = values
+        given = {o.name if (o := find_option(options_type, n)) else n for n in values}
+        # a rate with the scenario's default count would make a slow probe last count / rate
+        # (100 students at 10/min: 10 minutes); the window keeps each probe as long at any rate
+        self.derives_count = (
+            self.knob.name == "rate"
+            and find_option(options_type, "count") is not None
+            and "count" not in given
+        )
         self.template = self.probe_options(self.knob.low)  # checked now: nothing starts on a bad value
         self.expected: float | None = None
         if self.expect_capacity is not None:
@@ -182,10 +201,16 @@ class CapacityOptions(RunOptions):
     def probe_options(self, value: float, grid_value: Any = None) -> Any:
         """The options of one probe: the scenario's as given, the knob at ``value``, the SLO."""
         values = {**self.base_values(), self.knob.name: self.knob.value(value), "slo": list(self.slo)}
+        if getattr(self, "derives_count", False):
+            values["count"] = self.count_at(value)
         grid = self.grid_spec
         if grid is not None and find_option(self.run_class.options_type, grid.name) is not None:
             values[grid.name] = grid_value
         return build(self.run_class.options_type, values).resolve()
+
+    def count_at(self, rate: float) -> int:
+        """A rate probe's count when none was given: ``--probe-window`` seconds of arrivals."""
+        return max(MIN_COUNT, math.ceil(rate * self.probe_window - 1e-9))
 
     def public(self) -> dict[str, Any]:
         """The search's options, and the probe's as the probe shows them (its secrets masked)."""

@@ -27,7 +27,7 @@ import pandas as pd
 
 from hubstress_ext.capacity.answer import Answer, answer_line, answer_of, pass_column
 from hubstress_ext.capacity.knob import Knob
-from hubstress_ext.capacity.options import CapacityOptions
+from hubstress_ext.capacity.options import MIN_COUNT, CapacityOptions
 from hubstress_ext.capacity.search import Search
 from hubstress_ext.engine import slo
 from hubstress_ext.engine.record import RunRecord
@@ -40,6 +40,14 @@ log = logging.getLogger("hubstress")
 PHASE = "probes"
 FAILURE_FIGURES = ("failures", "errors")  # a rule on these says how many failed users are fine
 PROBES_DIR = "probes"
+
+
+def probes_needed(low: float, high: float, precision: float, repeats: int | None) -> int:
+    """About how many probes a search over LOW..HIGH takes: doubling to the boundary (at
+    worst to HIGH), bisecting the last doubling to the precision, repeats at both sides."""
+    bracket = math.ceil(math.log2(high / low))
+    bisect = math.ceil(math.log2(math.log(2) / math.log1p(precision))) if precision < 1 else 0
+    return bracket + max(bisect, 0) + 2 * (repeats or 2) - 2
 
 
 def knob_of(meta: dict[str, Any]) -> Knob:
@@ -92,6 +100,8 @@ exit status: 0 resolved (and --expect-capacity met), 1 unresolved or below it, 1
         self.meta["knob"] = dataclasses.asdict(self.knob)
         self.meta["rules"] = self.rules
         self.meta["expected"] = options.expected
+        if options.derives_count:
+            self.meta["probe_window"] = options.probe_window
         if options.grid_spec is not None:
             self.meta["grid"] = {"name": options.grid_spec.name, "values": list(options.grid_spec.values)}
 
@@ -151,6 +161,8 @@ exit status: 0 resolved (and --expect-capacity met), 1 unresolved or below it, 1
             row = await self._probe(value, grid_value, search.phase, deadline, external)
             if row["counted"]:
                 search.record(value, bool(row["passed"]))
+                if len(self.rows) == 1:
+                    self._warn_if_budget_is_short(row["seconds"], deadline)
         rows = pd.DataFrame([r for r in self.rows[first:] if r["counted"]])
         if rows.empty:
             rows = pd.DataFrame(columns=["value", "passed"])
@@ -188,6 +200,31 @@ exit status: 0 resolved (and --expect-capacity met), 1 unresolved or below it, 1
                 f"~{typical:.0f} s)"
             )
         return None
+
+    def _warn_if_budget_is_short(self, seconds: float, deadline: float) -> None:
+        """Said once, after the first probe: a search that cannot fit its budget is told early,
+        with what to change, not found out after 15 minutes."""
+        opts = self.options
+        knob = self.knob
+        fits = int(max(deadline - time.monotonic(), 0) // max(seconds, 1e-3))
+        needed = probes_needed(knob.low, knob.high, opts.precision, opts.repeats)
+        if fits >= needed - 1:
+            return
+        hint = "raise --budget"
+        if opts.derives_count:
+            window = _span(opts.probe_window)
+            hint = f"shorten --probe-window (now {window}) or the probe's --session, or {hint}"
+        log.warning(
+            "a probe took %.0f s: the --budget of %s fits ~%d more, and a resolved answer over %s "
+            "at --precision %g%% takes ~%d; %s (or it ends unresolved, with the best bracket so far)",
+            seconds,
+            _span(opts.budget),
+            fits,
+            knob.text,
+            opts.precision * 100,
+            needed,
+            hint,
+        )
 
     async def _reference(self, grid_value: Any, external: bool, deadline: float) -> None:
         """The scenario's reference load at this grid value (bench: the saturated throughput)."""
@@ -419,6 +456,12 @@ exit status: 0 resolved (and --expect-capacity met), 1 unresolved or below it, 1
         knob = knob_of(meta)
         rules = meta.get("rules", [])
         lines.append(f"varied {knob.text}; SLO {', '.join(rules)}")
+        window = meta.get("probe_window")
+        if window:
+            lines.append(
+                f"each probe: {_span(window)} of arrivals at its rate (--count = rate x {_span(window)}, "
+                f"at least {MIN_COUNT}; --probe-window)"
+            )
         summary = cls.summary_of(record)
         if not summary.empty:
             from hubstress_ext.results.summary import format_table

@@ -126,6 +126,33 @@ def test_the_probes_words_pass_through_capacitys_parser_in_order():
     assert probe.rate == 2.5 and probe.count == 6
 
 
+def test_a_rate_probe_without_a_count_lasts_the_probe_window_at_any_rate():
+    # the default count (100 students) at 10/min would make the first probe last 10 minutes
+    words = ["session-test", "--sandbox", "--sandbox-spawner", "sim", "--vary", "rate=10/min..600/min"]
+    run = capacity(*words, "--slo", "ready.p90<10s")
+    opts = run.options
+    assert opts.derives_count and opts.probe_window == 60.0
+    assert opts.probe_options(10 / 60).count == 10  # 60 s of arrivals at 10/min
+    assert opts.probe_options(600 / 60).count == 600
+    assert opts.probe_options(1 / 60).count == 5  # never fewer than a p90 can be read from
+    short = capacity(*words, "--slo", "ready.p90<10s", "--probe-window", "30s")
+    assert short.options.probe_options(2.0).count == 60
+    assert "each probe: 30 s of arrivals at its rate (--count = rate x 30 s" in short.report()
+    given = capacity("session-test", *SESSION, "--vary", "rate=1..5", "--slo", "failures<1%").options
+    assert not given.derives_count and given.probe_options(5.0).count == 6
+    stress = capacity("stress-test", "--sandbox", "--vary", "count=10..20", "--slo", "failures<1%")
+    assert not stress.options.derives_count
+
+
+def test_the_probes_a_search_needs_are_estimated_for_the_budget_warning():
+    from hubstress_ext.capacity.run import probes_needed
+
+    # 10..600: 6 doublings, 3 halvings of the last doubling to 10 %, 2 more repeats
+    assert probes_needed(10, 600, 0.1, None) == 11
+    assert probes_needed(10, 600, 0.1, 3) == 13
+    assert probes_needed(1, 2, 0.5, 1) == 2
+
+
 @pytest.mark.parametrize(
     ("words", "says"),
     [
